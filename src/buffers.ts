@@ -1,0 +1,140 @@
+// Hypercall buffers: page-granular memory from the backend, tracked by address so raw calls can
+// be classified and their inputs snapshotted, and cached (1-4 pages, as libxencall caches) so
+// the typed calls' per-call buffers cost no mmap.
+
+import type { Backend, BackendPages } from './backend.js';
+import { ErrorCodes, XencallError } from './errors.js';
+import { XEN_PAGE_SIZE } from './hypercalls/numbers.js';
+
+export class HypercallBuffer {
+  /** Guest-virtual address of the first byte; pass it as a hypercall argument. */
+  readonly address: bigint;
+  /** Bytes asked for (the allocation itself is whole pages). */
+  readonly size: number;
+  readonly pages: number;
+  /** @internal */ mem: BackendPages | null;
+
+  /** @internal */
+  constructor(mem: BackendPages, size: number) {
+    this.mem = mem;
+    this.address = mem.address;
+    this.size = size;
+    this.pages = mem.pages;
+  }
+
+  get freed(): boolean {
+    return this.mem === null;
+  }
+
+  /** The buffer's bytes (size bytes). Throws XEN_ERR_BUFFER_FREED after free. */
+  get bytes(): Uint8Array {
+    return this.live().bytes.subarray(0, this.size);
+  }
+
+  /** A DataView over the buffer, for struct codecs. Throws XEN_ERR_BUFFER_FREED after free. */
+  view(): DataView {
+    const b = this.live().bytes;
+    return new DataView(b.buffer, b.byteOffset, this.size);
+  }
+
+  /** Copies `data` in at `offset`. */
+  write(data: Uint8Array, offset = 0): void {
+    if (offset < 0 || offset + data.length > this.size) {
+      throw new XencallError(ErrorCodes.VALIDATION, `write of ${data.length} bytes at ${offset} overruns a ${this.size}-byte buffer`);
+    }
+    this.live().bytes.set(data, offset);
+  }
+
+  /** Copies `length` bytes out from `offset`. */
+  read(offset = 0, length = this.size - offset): Uint8Array {
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw new XencallError(ErrorCodes.VALIDATION, `read of ${length} bytes at ${offset} overruns a ${this.size}-byte buffer`);
+    }
+    return this.live().bytes.slice(offset, offset + length);
+  }
+
+  /** @internal */
+  live(): BackendPages {
+    if (!this.mem) {
+      throw new XencallError(ErrorCodes.BUFFER_FREED, `hypercall buffer at 0x${this.address.toString(16)} was used after it was freed`);
+    }
+    return this.mem;
+  }
+}
+
+/** How many freed 1-4 page allocations are kept for reuse, per page count. */
+const CACHE_PER_SIZE = 4;
+const CACHED_MAX_PAGES = 4;
+
+export class BufferPool {
+  private readonly live = new Map<bigint, HypercallBuffer>();
+  private readonly cache: BackendPages[][] = Array.from({ length: CACHED_MAX_PAGES + 1 }, () => []);
+  /** Sorted start addresses of live buffers, rebuilt lazily for address lookups. */
+  private sorted: HypercallBuffer[] | null = null;
+
+  constructor(private readonly backend: Backend) {}
+
+  alloc(size: number): HypercallBuffer {
+    if (!Number.isInteger(size) || size < 1 || size > 1 << 30) {
+      throw new XencallError(ErrorCodes.VALIDATION, `buffer size must be an integer from 1 to 2^30 bytes, got ${size}`);
+    }
+    const pages = Math.ceil(size / XEN_PAGE_SIZE);
+    let mem = pages <= CACHED_MAX_PAGES ? this.cache[pages]!.pop() : undefined;
+    if (mem) mem.bytes.fill(0);
+    else mem = this.backend.allocPages(pages);
+    const buf = new HypercallBuffer(mem, size);
+    this.live.set(buf.address, buf);
+    this.sorted = null;
+    return buf;
+  }
+
+  free(buf: HypercallBuffer): void {
+    const mem = buf.mem;
+    if (!mem || this.live.get(buf.address) !== buf) {
+      throw new XencallError(ErrorCodes.BUFFER_FREED, `hypercall buffer at 0x${buf.address.toString(16)} was already freed`);
+    }
+    buf.mem = null;
+    this.live.delete(buf.address);
+    this.sorted = null;
+    const slot = mem.pages <= CACHED_MAX_PAGES ? this.cache[mem.pages] : undefined;
+    if (slot && slot.length < CACHE_PER_SIZE) slot.push(mem);
+    else this.backend.freePages(mem);
+  }
+
+  /** The live buffer holding [address, address+length), or undefined. */
+  find(address: bigint, length = 1): HypercallBuffer | undefined {
+    if (this.live.size === 0) return undefined;
+    const exact = this.live.get(address);
+    if (exact) return length <= exact.pages * XEN_PAGE_SIZE ? exact : undefined;
+    this.sorted ??= [...this.live.values()].sort((a, b) => (a.address < b.address ? -1 : 1));
+    let lo = 0;
+    let hi = this.sorted.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const b = this.sorted[mid]!;
+      const end = b.address + BigInt(b.pages * XEN_PAGE_SIZE);
+      if (address < b.address) hi = mid - 1;
+      else if (address >= end) lo = mid + 1;
+      else return address + BigInt(length) <= end ? b : undefined;
+    }
+    return undefined;
+  }
+
+  /** Reads caller memory for classification: a view, or null outside live buffers. */
+  readonly reader = (address: bigint, length: number): DataView | null => {
+    const b = this.find(address, length);
+    if (!b?.mem) return null;
+    const off = Number(address - b.address);
+    return new DataView(b.mem.bytes.buffer, b.mem.bytes.byteOffset + off, length);
+  };
+
+  liveBuffers(): IterableIterator<HypercallBuffer> {
+    return this.live.values();
+  }
+
+  /** Frees everything, cached pages included (on close). */
+  drain(): void {
+    for (const b of [...this.live.values()]) this.free(b);
+    for (const slot of this.cache) for (const mem of slot.splice(0)) this.backend.freePages(mem);
+  }
+}

@@ -1,0 +1,134 @@
+// One error base with stable string codes. Callers match on `err.code`, never on messages.
+//
+// Raw hypercall results become errors in exactly one place: `hypercallError()` below (the
+// equivalent of nix's Errno::result). Everything else in the library throws through it or
+// through the small constructors next to it.
+
+import { XEN_ERRNO } from './errno-table.js';
+
+export const ErrorCodes = {
+  /** The hypervisor (or privcmd) returned a negative errno and no retry applied. */
+  HYPERCALL: 'XEN_ERR_HYPERCALL',
+  /** An argument failed validation before anything reached the backend. */
+  VALIDATION: 'XEN_ERR_VALIDATION',
+  /** No privcmd node could be opened, or koffi could not load. */
+  BACKEND_UNAVAILABLE: 'XEN_ERR_BACKEND_UNAVAILABLE',
+  /** EFAULT on an op the table says must not be re-issued (or an op with no table row). */
+  RETRY_REFUSED: 'XEN_ERR_RETRY_REFUSED',
+  /** A retryable EFAULT persisted through every allowed attempt. */
+  RETRY_EXHAUSTED: 'XEN_ERR_RETRY_EXHAUSTED',
+  /** The caller's AbortSignal fired between attempts. */
+  ABORTED: 'XEN_ERR_ABORTED',
+  /** The handle was used after close(). */
+  CLOSED: 'XEN_ERR_CLOSED',
+  /** A hypercall buffer was used after it was freed. */
+  BUFFER_FREED: 'XEN_ERR_BUFFER_FREED',
+  /** The mock hypervisor's strict mode caught a test mistake (bad pointer, unmodelled op). */
+  MOCK_STRICT: 'XEN_ERR_MOCK_STRICT',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class XencallError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input, caught before any buffer is touched. `field` is a dotted path. */
+export class ValidationError extends XencallError {
+  readonly field: string;
+  readonly issues: readonly { path: string; message: string }[];
+  constructor(field: string, message: string, issues?: readonly { path: string; message: string }[]) {
+    super(ErrorCodes.VALIDATION, field ? `${field}: ${message}` : message);
+    this.field = field;
+    this.issues = issues ?? [{ path: field, message }];
+  }
+}
+
+/** What the retry layer did: nothing (not a retryable failure), refused by the table, or ran out of attempts. */
+export type RetryOutcome = 'none' | 'refused' | 'exhausted';
+
+export interface HypercallErrorInfo {
+  /** Positive errno number (Xen's and Linux's agree on x86). */
+  errno: number;
+  /** Hypercall number (__HYPERVISOR_*). */
+  op: number;
+  /** Sub-op (cmd) where the table knows how to read it, else null. */
+  subop: number | null;
+  /** The table row's dotted name, e.g. "domctl.createdomain", or null with no row. */
+  name: string | null;
+  /** How many times the hypercall was issued. */
+  attempts: number;
+  /** The row's verdict for these arguments ("safe", "unsafe"), or null with no row. */
+  verdict: 'safe' | 'unsafe' | null;
+  /** Why a retry was refused or what the table says about the op. */
+  reason: string | null;
+  /** What the caller should do instead (from the table's recovery column). */
+  recovery: string | null;
+  retry: RetryOutcome;
+}
+
+export class HypercallError extends XencallError implements HypercallErrorInfo {
+  readonly errno: number;
+  readonly errnoName: string;
+  readonly op: number;
+  readonly subop: number | null;
+  /** The table row's name, e.g. "domctl.createdomain" (Error already owns `name`). */
+  readonly opName: string | null;
+  readonly attempts: number;
+  readonly verdict: 'safe' | 'unsafe' | null;
+  readonly reason: string | null;
+  readonly recovery: string | null;
+  readonly retry: RetryOutcome;
+  constructor(code: ErrorCode, info: HypercallErrorInfo, message?: string) {
+    const label = info.name ?? `hypercall ${info.op}${info.subop === null ? '' : `/${info.subop}`}`;
+    const errnoName = errnoNameOf(info.errno);
+    super(code, message ?? `${label} failed: ${errnoName} (${describeErrno(info.errno)})`);
+    this.errno = info.errno;
+    this.errnoName = errnoName;
+    this.op = info.op;
+    this.subop = info.subop;
+    this.opName = info.name;
+    this.attempts = info.attempts;
+    this.verdict = info.verdict;
+    this.reason = info.reason;
+    this.recovery = info.recovery;
+    this.retry = info.retry;
+  }
+}
+
+const byNumber = new Map<number, { name: string; desc: string }>();
+const byName = new Map<string, number>();
+for (const e of XEN_ERRNO) {
+  // Keep the first name for a number: EAGAIN before EWOULDBLOCK, EDEADLK before EDEADLOCK.
+  if (!byNumber.has(e.num)) byNumber.set(e.num, { name: e.name, desc: e.desc });
+  byName.set(e.name, e.num);
+}
+
+/** "EFAULT" for 14; "E123" for numbers Xen's errno.h does not name. */
+export function errnoNameOf(errno: number): string {
+  return byNumber.get(errno)?.name ?? `E${errno}`;
+}
+
+export function describeErrno(errno: number): string {
+  return byNumber.get(errno)?.desc ?? 'unknown error';
+}
+
+/** 14 for "EFAULT". Throws for names that are not in Xen's errno.h. */
+export function errnoNumber(name: string): number {
+  const n = byName.get(name);
+  if (n === undefined) throw new ValidationError('errno', `"${name}" is not an errno name in Xen's errno.h`);
+  return n;
+}
+
+/**
+ * The one place a raw privcmd result becomes an error: the kernel passes Xen's `long` through
+ * unchanged, and values in [-4095, -1] are negated errnos (glibc's own convention).
+ */
+export function isErrorResult(result: bigint): boolean {
+  return result < 0n && result >= -4095n;
+}

@@ -1,0 +1,90 @@
+// The format of the hypercall table: one row per hypercall, sub-op and (where a field changes
+// the answer) mode. The table is data and the single source of truth: the retry decision, the
+// typed calls' schemas, the CLI's `table` output and docs/hypercalls.md all read these rows.
+
+import type { z } from 'zod';
+import type { Decoded, FieldMap, StructLayout } from '../layout.js';
+import type { HypercallName } from './hypercalls.js';
+
+/**
+ * Whether a hypercall may be re-issued after -EFAULT.
+ * - `safe`: every EFAULT comes before any effect, or the effect is idempotent and re-issuing
+ *   from pristine inputs gives the same result and state.
+ * - `unsafe`: an EFAULT can come after a side effect that a re-issue would repeat or lose.
+ * - `conditional`: it depends on the arguments; the row's condition decides.
+ */
+export type Verdict = 'safe' | 'unsafe' | 'conditional';
+
+/**
+ * How the op can fail on a guest copy.
+ * - `copies`: it copies from/to caller memory and can return -EFAULT.
+ * - `no-pointer`: no argument points at memory; it cannot fault on a copy.
+ * - `short-count`: it never returns -EFAULT; a failed copy ends it early and the result is the
+ *   count of items done (memory_op's reservation ops). Resume from the count.
+ */
+export type FaultClass = 'copies' | 'no-pointer' | 'short-count';
+
+/** A place in Xen's source: path from the repository root, and the function. */
+export interface Citation {
+  readonly file: string;
+  readonly function: string;
+}
+
+/** Where the citations were read: repository and tag. */
+export const XEN_SOURCE = { repository: 'xen-project/xen', tag: 'RELEASE-4.17.7' } as const;
+
+export interface RowCondition<A> {
+  /** Human-readable rule, e.g. "unsafe when clear != 0". Printed by `xencall table`. */
+  readonly text: string;
+  /** The predicate over the decoded argument struct: true means this call must not be re-issued. */
+  readonly unsafeWhen: (args: A) => boolean;
+}
+
+export interface RowSpec<F extends FieldMap = FieldMap> {
+  /** Xen's spelling, lowercase, without prefix: "domctl.getdomaininfo", "domctl.shadow_op.clean". */
+  readonly name: string;
+  readonly hypercall: HypercallName;
+  /** The sub-op (cmd) number, or null for a hypercall without sub-ops. */
+  readonly subop: number | null;
+  /** For a per-mode row: the field of the argument struct that selects the mode, and its value. */
+  readonly mode?: { readonly field: keyof F & string; readonly value: number };
+  /** The sub-op's argument struct (inside the domctl/sysctl envelope where there is one). */
+  readonly layout?: StructLayout<F>;
+  readonly verdict: Verdict;
+  readonly condition?: RowCondition<Decoded<F>>;
+  readonly faults: FaultClass;
+  /** Uses continuations or can run long: the async path keeps it off the event loop. */
+  readonly longRunning: boolean;
+  /** Where an EFAULT can happen relative to the side effect. */
+  readonly reason: string;
+  readonly source: readonly Citation[];
+  /** For unsafe (and conditional) rows: what the caller should do instead after an EFAULT. */
+  readonly recovery?: string;
+  /** False where the order of copies and effects could not be traced in Xen's source. */
+  readonly verified: boolean;
+  /** Typed-call argument schema (zod), where xencall offers a typed call for this row. */
+  readonly args?: z.ZodType;
+}
+
+export type Row = RowSpec<FieldMap>;
+
+export function defineRow<const F extends FieldMap>(spec: RowSpec<F>): Row {
+  if (spec.verdict === 'conditional' && !spec.condition) {
+    throw new Error(`row ${spec.name}: a conditional verdict needs a condition`);
+  }
+  if (spec.verdict !== 'safe' && !spec.recovery) {
+    throw new Error(`row ${spec.name}: unsafe and conditional rows must say what to do instead`);
+  }
+  if (spec.condition && !spec.layout) {
+    throw new Error(`row ${spec.name}: a condition needs the argument layout to decode`);
+  }
+  return Object.freeze(spec) as unknown as Row;
+}
+
+/** The verdict for one call: a conditional row resolves to safe or unsafe for its arguments. */
+export function verdictFor(row: Row, decoded: Record<string, unknown> | undefined): 'safe' | 'unsafe' {
+  if (row.verdict !== 'conditional') return row.verdict;
+  // Without decoded arguments a conditional row cannot be proved safe.
+  if (!decoded || !row.condition) return 'unsafe';
+  return row.condition.unsafeWhen(decoded as never) ? 'unsafe' : 'safe';
+}

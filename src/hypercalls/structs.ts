@@ -1,0 +1,214 @@
+// Argument struct layouts of Xen 4.17 on x86_64, field names exactly as in the public headers.
+// Sizes and offsets are checked by test/abi-probe.test.ts against a C probe compiled with
+// -D__XEN_TOOLS__ against Debian's libxen-dev; keep every layout here so the probe sees it.
+
+import { array, bytes, cnamed, defineStruct, handle, i32, i64, struct, u16, u32, u64, u8 } from '../layout.js';
+
+// ---- privcmd (Linux include/uapi/xen/privcmd.h) -------------------------------------------
+
+export const privcmd_hypercall = defineStruct('struct privcmd_hypercall', 48, {
+  op: u64(0),
+  arg: array(8, 'u64', 5),
+});
+
+// ---- domctl ---------------------------------------------------------------------------------
+
+/** The envelope of every domctl; the sub-op's struct sits in `u` at offset 16. */
+export const xen_domctl = defineStruct('struct xen_domctl', 144, {
+  cmd: u32(0),
+  interface_version: u32(4),
+  domain: u16(8),
+  u: bytes(16, 128),
+});
+export const DOMCTL_PAYLOAD_OFFSET = 16;
+
+export const xen_arch_domainconfig = defineStruct('struct xen_arch_domainconfig', 8, {
+  emulation_flags: u32(0),
+  misc_flags: u32(4),
+});
+
+export const xen_domctl_createdomain = defineStruct('struct xen_domctl_createdomain', 64, {
+  ssidref: u32(0),
+  handle: bytes(4, 16),
+  flags: u32(20),
+  iommu_opts: u32(24),
+  max_vcpus: u32(28),
+  max_evtchn_port: u32(32),
+  max_grant_frames: i32(36),
+  max_maptrack_frames: i32(40),
+  grant_opts: u32(44),
+  vmtrace_size: u32(48),
+  cpupool_id: u32(52),
+  arch: struct(56, xen_arch_domainconfig),
+});
+
+export const xen_domctl_getdomaininfo = defineStruct('struct xen_domctl_getdomaininfo', 112, {
+  domain: u16(0),
+  flags: u32(4),
+  tot_pages: u64(8),
+  max_pages: u64(16),
+  outstanding_pages: u64(24),
+  shr_pages: u64(32),
+  paged_pages: u64(40),
+  shared_info_frame: u64(48),
+  cpu_time: u64(56),
+  nr_online_vcpus: u32(64),
+  max_vcpu_id: u32(68),
+  ssidref: u32(72),
+  handle: bytes(76, 16),
+  cpupool: u32(92),
+  gpaddr_bits: u8(96),
+  arch_config: struct(104, xen_arch_domainconfig),
+});
+
+export const xen_domctl_shadow_op_stats = defineStruct('struct xen_domctl_shadow_op_stats', 8, {
+  fault_count: u32(0),
+  dirty_count: u32(4),
+});
+
+export const xen_domctl_shadow_op = defineStruct('struct xen_domctl_shadow_op', 40, {
+  op: u32(0),
+  mode: u32(4),
+  mb: u32(8),
+  dirty_bitmap: handle(16),
+  pages: u64(24),
+  stats: struct(32, xen_domctl_shadow_op_stats),
+});
+
+export const xen_domctl_max_mem = defineStruct('struct xen_domctl_max_mem', 8, { max_memkb: u64(0) });
+export const xen_domctl_max_vcpus = defineStruct('struct xen_domctl_max_vcpus', 4, { max: u32(0) });
+
+export const xenctl_bitmap = defineStruct('struct xenctl_bitmap', 16, { bitmap: handle(0), nr_bits: u32(8) });
+
+export const xen_domctl_vcpuaffinity = defineStruct('struct xen_domctl_vcpuaffinity', 40, {
+  vcpu: u32(0),
+  flags: u32(4),
+  cpumap_hard: struct(8, xenctl_bitmap),
+  cpumap_soft: struct(24, xenctl_bitmap),
+});
+
+export const xen_domctl_getvcpuinfo = defineStruct('struct xen_domctl_getvcpuinfo', 24, {
+  vcpu: u32(0),
+  online: u8(4),
+  blocked: u8(5),
+  running: u8(6),
+  cpu_time: u64(8),
+  cpu: u32(16),
+});
+
+export const xen_domctl_vcpucontext = defineStruct('struct xen_domctl_vcpucontext', 16, {
+  vcpu: u32(0),
+  ctxt: handle(8),
+});
+
+export const xen_domctl_hvmcontext = defineStruct('struct xen_domctl_hvmcontext', 16, {
+  size: u32(0),
+  buffer: handle(8),
+});
+
+export const xen_domctl_settimeoffset = defineStruct('struct xen_domctl_settimeoffset', 8, {
+  time_offset_seconds: i64(0),
+});
+
+export const xen_domctl_getpageframeinfo3 = defineStruct('struct xen_domctl_getpageframeinfo3', 16, {
+  num: u64(0),
+  array: handle(8),
+});
+
+// ---- sysctl ---------------------------------------------------------------------------------
+
+/** The envelope of every sysctl; the sub-op's struct sits in `u` at offset 8. */
+export const xen_sysctl = defineStruct('struct xen_sysctl', 136, {
+  cmd: u32(0),
+  interface_version: u32(4),
+  u: bytes(8, 128),
+});
+export const SYSCTL_PAYLOAD_OFFSET = 8;
+
+export const xen_sysctl_readconsole = defineStruct('struct xen_sysctl_readconsole', 24, {
+  clear: u8(0),
+  incremental: u8(1),
+  pad0: u8(2),
+  pad1: u8(3),
+  index: u32(4),
+  buffer: handle(8),
+  count: u32(16),
+});
+
+export const xen_sysctl_physinfo = defineStruct('struct xen_sysctl_physinfo', 112, {
+  threads_per_core: u32(0),
+  cores_per_socket: u32(4),
+  nr_cpus: u32(8),
+  max_cpu_id: u32(12),
+  nr_nodes: u32(16),
+  max_node_id: u32(20),
+  cpu_khz: u32(24),
+  capabilities: u32(28),
+  arch_capabilities: u32(32),
+  pad: u32(36),
+  total_pages: u64(40),
+  free_pages: u64(48),
+  scrub_pages: u64(56),
+  outstanding_pages: u64(64),
+  max_mfn: u64(72),
+  hw_cap: array(80, 'u32', 8),
+});
+
+export const xen_sysctl_getdomaininfolist = defineStruct('struct xen_sysctl_getdomaininfolist', 24, {
+  first_domain: u16(0),
+  max_domains: u32(4),
+  buffer: handle(8),
+  num_domains: u32(16),
+});
+
+export const xen_sysctl_sched_id = defineStruct('struct xen_sysctl_sched_id', 4, { sched_id: u32(0) });
+
+// ---- memory_op ------------------------------------------------------------------------------
+
+export const xen_memory_domain = defineStruct('struct xen_memory_domain', 2, { domid: u16(0) });
+
+export const xen_memory_reservation = defineStruct('struct xen_memory_reservation', 32, {
+  extent_start: handle(0),
+  nr_extents: u64(8),
+  extent_order: u32(16),
+  mem_flags: u32(20),
+  domid: u16(24),
+});
+
+// ---- xen_version ----------------------------------------------------------------------------
+
+export const xen_compile_info = defineStruct('struct xen_compile_info', 144, {
+  compiler: bytes(0, 64),
+  compile_by: bytes(64, 16),
+  compile_domain: bytes(80, 32),
+  compile_date: bytes(112, 32),
+});
+export const xen_feature_info = defineStruct('struct xen_feature_info', 8, { submap_idx: u32(0), submap: u32(4) });
+export const xen_platform_parameters = defineStruct('struct xen_platform_parameters', 8, { virt_start: u64(0) });
+
+/** Fixed-size string types of version.h (their sizeof is probed too). */
+export const XEN_VERSION_STRING_SIZES = {
+  xen_extraversion_t: 16,
+  xen_capabilities_info_t: 1024,
+  xen_changeset_info_t: 64,
+  xen_commandline_t: 1024,
+} as const;
+
+// ---- event_channel_op -----------------------------------------------------------------------
+
+export const evtchn_alloc_unbound = defineStruct('struct evtchn_alloc_unbound', 8, {
+  dom: u16(0),
+  remote_dom: u16(2),
+  port: u32(4),
+});
+export const evtchn_close = defineStruct('struct evtchn_close', 4, { port: u32(0) });
+export const evtchn_send = defineStruct('struct evtchn_send', 4, { port: u32(0) });
+export const evtchn_status = defineStruct('struct evtchn_status', 24, {
+  dom: u16(0),
+  port: u32(4),
+  status: u32(8),
+  vcpu: u32(12),
+  // The union `u`: the remote domain of an unbound or interdomain port, the peer's port.
+  remote_dom: cnamed(u16(16), 'u.interdomain.dom'),
+  remote_port: cnamed(u32(20), 'u.interdomain.port'),
+});

@@ -1,0 +1,95 @@
+// The table: every row, indexed for lookup by name and by (hypercall, sub-op, mode).
+// Lookups are the only way the rest of the library learns what a hypercall is.
+
+import { decode } from '../layout.js';
+import { HYPERCALLS, hypercallByNumber, type HypercallName, type HypercallSpec } from './hypercalls.js';
+import type { Row } from './row.js';
+import { DOMCTL_ROWS } from './rows/domctl.js';
+import { SYSCTL_ROWS } from './rows/sysctl.js';
+import { EVENT_CHANNEL_ROWS, MEMORY_OP_ROWS, XEN_VERSION_ROWS } from './rows/small.js';
+
+export const TABLE: readonly Row[] = Object.freeze([
+  ...XEN_VERSION_ROWS,
+  ...DOMCTL_ROWS,
+  ...SYSCTL_ROWS,
+  ...MEMORY_OP_ROWS,
+  ...EVENT_CHANNEL_ROWS,
+]);
+
+const byName = new Map<string, Row>();
+/** key "op/subop" (subop "-" for none) -> rows; a plain row first, then per-mode rows. */
+const bySubop = new Map<string, Row[]>();
+
+for (const row of TABLE) {
+  if (byName.has(row.name)) throw new Error(`duplicate table row ${row.name}`);
+  byName.set(row.name, row);
+  const key = subopKey(HYPERCALLS[row.hypercall].number, row.subop);
+  const list = bySubop.get(key) ?? [];
+  list.push(row);
+  bySubop.set(key, list);
+}
+
+function subopKey(op: number, subop: number | null): string {
+  return `${op}/${subop ?? '-'}`;
+}
+
+export function rowByName(name: string): Row | undefined {
+  return byName.get(name);
+}
+
+/** Reads the caller's memory; null where the address is not inside a live hypercall buffer. */
+export type MemoryReader = (address: bigint, length: number) => DataView | null;
+
+export interface Classification {
+  readonly hypercall: HypercallSpec | undefined;
+  readonly subop: number | null;
+  readonly row: Row | undefined;
+  /** The sub-op's argument struct as the caller wrote it, where the row has a layout. */
+  readonly decoded: Record<string, unknown> | undefined;
+  /** Absolute address of the argument struct, where known. */
+  readonly payloadAddress: bigint | undefined;
+}
+
+/**
+ * Finds the table row for a raw hypercall by reading its sub-op the way Xen does (from a
+ * register, or from the struct an argument points at) and, for per-mode rows, the mode field.
+ */
+export function classify(op: number, args: readonly bigint[], read: MemoryReader): Classification {
+  const hypercall = hypercallByNumber(op);
+  const none = { hypercall, subop: null, row: undefined, decoded: undefined, payloadAddress: undefined };
+  if (!hypercall) return none;
+
+  let subop: number | null = null;
+  const loc = hypercall.subop;
+  if (loc?.from === 'arg') {
+    subop = Number(BigInt.asUintN(32, args[loc.arg] ?? 0n)) & (loc.mask ?? 0xffffffff);
+  } else if (loc?.from === 'struct') {
+    const v = read((args[loc.arg] ?? 0n) + BigInt(loc.offset), 4);
+    if (!v) return { ...none, subop: null };
+    subop = v.getUint32(0, true);
+  } else if (loc?.from === 'dm_op') {
+    return none; // dm_op rows carry no layout; the table keeps raw dm_op unclassified.
+  }
+
+  const rows = bySubop.get(subopKey(hypercall.number, subop));
+  if (!rows?.length) return { ...none, subop };
+
+  const payloadAddress = hypercall.payload ? (args[hypercall.payload.arg] ?? 0n) + BigInt(hypercall.payload.offset) : undefined;
+  const withLayout = rows.find((r) => r.layout) ?? rows[0]!;
+  let decoded: Record<string, unknown> | undefined;
+  if (withLayout.layout && payloadAddress !== undefined) {
+    const v = read(payloadAddress, withLayout.layout.size);
+    if (v) decoded = decode(withLayout.layout, v, 0);
+  }
+
+  let row = rows.find((r) => !r.mode);
+  if (decoded) {
+    const moded = rows.find((r) => r.mode && decoded![r.mode.field] === r.mode.value);
+    if (moded) row = moded;
+  }
+  return { hypercall, subop, row, decoded, payloadAddress };
+}
+
+export function rowsOf(hypercall: HypercallName): Row[] {
+  return TABLE.filter((r) => r.hypercall === hypercall);
+}

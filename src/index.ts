@@ -1,0 +1,37 @@
+// xencall: Xen hypercalls from a Linux dom0, with a retry that knows which hypercalls may be
+// re-issued after -EFAULT. See README.md and docs/.
+
+export { open, openSync, Xencall, XENCALL_OPENFLAG_NON_REENTRANT, toU64 } from './xencall.js';
+export type { OpenOptions, CallOptions, ArgValue } from './xencall.js';
+export type { Backend, BackendPages } from './backend.js';
+export { HypercallBuffer } from './buffers.js';
+export {
+  ErrorCodes,
+  XencallError,
+  HypercallError,
+  ValidationError,
+  errnoNameOf,
+  errnoNumber,
+  describeErrno,
+} from './errors.js';
+export type { ErrorCode, RetryOutcome, HypercallErrorInfo } from './errors.js';
+export { XEN_ERRNO } from './errno-table.js';
+export { TABLE, rowByName, classify, rowsOf } from './hypercalls/table.js';
+export type { Classification, MemoryReader } from './hypercalls/table.js';
+export { verdictFor, XEN_SOURCE } from './hypercalls/row.js';
+export type { Row, RowSpec, Verdict, FaultClass, Citation } from './hypercalls/row.js';
+export { HYPERCALLS, hypercallByNumber } from './hypercalls/hypercalls.js';
+export type { HypercallName, HypercallSpec } from './hypercalls/hypercalls.js';
+export * as numbers from './hypercalls/numbers.js';
+export * as structs from './hypercalls/structs.js';
+export { decode, encode } from './layout.js';
+export type { StructLayout, Decoded } from './layout.js';
+export { decideRetry, mayRetry, resolvePolicy, delayBeforeAttempt, DEFAULT_RETRY_POLICY } from './retry/decide.js';
+export type { RetryPolicy, RetryInput, RetryDecision, RefusalKind } from './retry/decide.js';
+export { CHANNELS } from './retry/runner.js';
+export type { OpCounters } from './retry/stats.js';
+export type { DomainInfo } from './ops/domctl.js';
+export type { PhysInfo, ConsoleRead } from './ops/sysctl.js';
+export type { EvtchnStatus } from './ops/misc.js';
+export { tableRowsForOutput } from './hypercalls/render.js';
+export type { TableRowOutput } from './hypercalls/render.js';

@@ -1,0 +1,194 @@
+// Typed domctl calls. Each validates its arguments with the row's schema (in index.ts), builds
+// struct xen_domctl, issues it through the retry runner and decodes what Xen wrote back.
+
+import type { HypercallBuffer } from '../buffers.js';
+import { HypercallError } from '../errors.js';
+import { XEN_DOMINF, SHADOW_OP } from '../hypercalls/numbers.js';
+import { bytesToUuid } from '../hypercalls/schemas.js';
+import {
+  xen_domctl_createdomain,
+  xen_domctl_getdomaininfo,
+  xen_domctl_getpageframeinfo3,
+  xen_domctl_max_mem,
+  xen_domctl_max_vcpus,
+  xen_domctl_shadow_op,
+} from '../hypercalls/structs.js';
+import type { Decoded } from '../layout.js';
+import type { Row } from '../hypercalls/row.js';
+import { domctl, syntheticError, typedOp, withBuffers, type OpCtx } from './helpers.js';
+
+
+export interface DomainInfo {
+  domid: number;
+  /** Raw XEN_DOMINF_* flags. */
+  flags: number;
+  dying: boolean;
+  shutdown: boolean;
+  paused: boolean;
+  blocked: boolean;
+  running: boolean;
+  hvm_guest: boolean;
+  debugged: boolean;
+  xs_domain: boolean;
+  hap: boolean;
+  /** SHUTDOWN_* code, meaningful when `shutdown` is set. */
+  shutdown_reason: number;
+  tot_pages: bigint;
+  max_pages: bigint;
+  outstanding_pages: bigint;
+  shr_pages: bigint;
+  paged_pages: bigint;
+  shared_info_frame: bigint;
+  /** Nanoseconds of CPU time over all vcpus. */
+  cpu_time: bigint;
+  nr_online_vcpus: number;
+  max_vcpu_id: number;
+  ssidref: number;
+  /** The domain handle as a UUID string. */
+  handle: string;
+  cpupool: number;
+  gpaddr_bits: number;
+}
+
+export function toDomainInfo(d: Decoded<typeof xen_domctl_getdomaininfo.fields>): DomainInfo {
+  const f = d.flags;
+  return {
+    domid: d.domain,
+    flags: f,
+    dying: (f & XEN_DOMINF.dying) !== 0,
+    shutdown: (f & XEN_DOMINF.shutdown) !== 0,
+    paused: (f & XEN_DOMINF.paused) !== 0,
+    blocked: (f & XEN_DOMINF.blocked) !== 0,
+    running: (f & XEN_DOMINF.running) !== 0,
+    hvm_guest: (f & XEN_DOMINF.hvm_guest) !== 0,
+    debugged: (f & XEN_DOMINF.debugged) !== 0,
+    xs_domain: (f & XEN_DOMINF.xs_domain) !== 0,
+    hap: (f & XEN_DOMINF.hap) !== 0,
+    shutdown_reason: (f >>> XEN_DOMINF.shutdownshift) & XEN_DOMINF.shutdownmask,
+    tot_pages: d.tot_pages,
+    max_pages: d.max_pages,
+    outstanding_pages: d.outstanding_pages,
+    shr_pages: d.shr_pages,
+    paged_pages: d.paged_pages,
+    shared_info_frame: d.shared_info_frame,
+    cpu_time: d.cpu_time,
+    nr_online_vcpus: d.nr_online_vcpus,
+    max_vcpu_id: d.max_vcpu_id,
+    ssidref: d.ssidref,
+    handle: bytesToUuid(d.handle),
+    cpupool: d.cpupool,
+    gpaddr_bits: d.gpaddr_bits,
+  };
+}
+
+const nothing = (): void => undefined;
+
+export interface ShadowBitmapResult {
+  /** One bit per page, page 0 in bit 0 of byte 0. */
+  bitmap: Uint8Array;
+  /** Pages Xen reported on (it lowers `pages` when the domain is smaller). */
+  pages: bigint;
+  fault_count: number;
+  dirty_count: number;
+}
+
+
+export const DOMCTL_OPS = {
+  getdomaininfo: typedOp('domctl.getdomaininfo', function* (ctx, a: { domain: number }, row) {
+    const { domain, out } = yield* domctl(ctx, row, a.domain, xen_domctl_getdomaininfo, {});
+    // Xen answers for the next domain at or above the id asked for; a typed lookup by id must
+    // not hand back some other domain.
+    if (domain !== a.domain) {
+      throw syntheticError(row, 'ESRCH', `domain ${a.domain} does not exist (Xen answered for domain ${domain}, the next one)`);
+    }
+    return toDomainInfo(out);
+  }),
+
+  createdomain: typedOp('domctl.createdomain', function* (ctx, a: Decoded<typeof xen_domctl_createdomain.fields> & { domain: number }, row) {
+    const { domain, ...config } = a;
+    const r = yield* domctl(ctx, row, domain, xen_domctl_createdomain, config);
+    return { domid: r.domain };
+  }),
+
+  destroydomain: typedOp('domctl.destroydomain', function* (ctx, a: { domain: number }, row) {
+    try {
+      yield* domctl(ctx, row, a.domain, undefined, {});
+    } catch (e) {
+      // A re-issue after EFAULT that finds the domain gone means an earlier slice finished it.
+      if (e instanceof HypercallError && e.errnoName === 'ESRCH' && e.attempts > 1) return;
+      throw e;
+    }
+  }),
+
+  pausedomain: typedOp('domctl.pausedomain', function* (ctx, a: { domain: number }, row) {
+    yield* domctl(ctx, row, a.domain, undefined, {});
+    return nothing();
+  }),
+
+  unpausedomain: typedOp('domctl.unpausedomain', function* (ctx, a: { domain: number }, row) {
+    yield* domctl(ctx, row, a.domain, undefined, {});
+    return nothing();
+  }),
+
+  max_mem: typedOp('domctl.max_mem', function* (ctx, a: { domain: number; max_memkb: bigint }, row) {
+    yield* domctl(ctx, row, a.domain, xen_domctl_max_mem, { max_memkb: a.max_memkb });
+    return nothing();
+  }),
+
+  max_vcpus: typedOp('domctl.max_vcpus', function* (ctx, a: { domain: number; max: number }, row) {
+    yield* domctl(ctx, row, a.domain, xen_domctl_max_vcpus, { max: a.max });
+    return nothing();
+  }),
+
+  getpageframeinfo3: typedOp('domctl.getpageframeinfo3', function* (ctx, a: { domain: number; gfns: bigint[] }, row) {
+    return yield* withBuffers(ctx, [a.gfns.length * 8], function* ([arr]) {
+      const v = arr!.view();
+      a.gfns.forEach((g, i) => v.setBigUint64(i * 8, g, true));
+      yield* domctl(ctx, row, a.domain, xen_domctl_getpageframeinfo3, { num: BigInt(a.gfns.length), array: arr!.address }, [arr!]);
+      // Xen overwrote each gfn with its XEN_DOMCTL_PFINFO_* type.
+      return { types: a.gfns.map((_, i) => Number(v.getBigUint64(i * 8, true))) };
+    });
+  }),
+
+  shadow_op: {
+    off: typedOp('domctl.shadow_op.off', function* (ctx, a: { domain: number }, row) {
+      yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op: SHADOW_OP.OFF });
+      return nothing();
+    }),
+    enable_logdirty: typedOp('domctl.shadow_op.enable_logdirty', function* (ctx, a: { domain: number }, row) {
+      yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op: SHADOW_OP.ENABLE_LOGDIRTY });
+      return nothing();
+    }),
+    clean: typedOp('domctl.shadow_op.clean', function* (ctx, a: { domain: number; pages: bigint }, row) {
+      return yield* logDirtyRead(ctx, row, SHADOW_OP.CLEAN, a.domain, a.pages);
+    }),
+    peek: typedOp('domctl.shadow_op.peek', function* (ctx, a: { domain: number; pages: bigint }, row) {
+      return yield* logDirtyRead(ctx, row, SHADOW_OP.PEEK, a.domain, a.pages);
+    }),
+    get_allocation: typedOp('domctl.shadow_op.get_allocation', function* (ctx, a: { domain: number }, row) {
+      const r = yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op: SHADOW_OP.GET_ALLOCATION });
+      return { mb: r.out.mb };
+    }),
+    set_allocation: typedOp('domctl.shadow_op.set_allocation', function* (ctx, a: { domain: number; mb: number }, row) {
+      const r = yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op: SHADOW_OP.SET_ALLOCATION, mb: a.mb });
+      return { mb: r.out.mb };
+    }),
+  },
+};
+
+function* logDirtyRead(ctx: OpCtx, row: Row, op: number, domain: number, pages: bigint) {
+  const bitmapBytes = Number((pages + 7n) / 8n);
+  const sizes = [Math.max(bitmapBytes, 1)];
+  return yield* withBuffers(ctx, sizes, function* ([bm]: HypercallBuffer[]) {
+    const r = yield* domctl(ctx, row, domain, xen_domctl_shadow_op, { op, dirty_bitmap: bm!.address, pages }, [bm!]);
+    const result: ShadowBitmapResult = {
+      bitmap: bm!.read(0, bitmapBytes),
+      pages: r.out.pages,
+      fault_count: r.out.stats.fault_count,
+      dirty_count: r.out.stats.dirty_count,
+    };
+    return result;
+  });
+}
+
+

@@ -1,0 +1,145 @@
+// Shared plumbing of the typed calls: argument parsing (zod, before any buffer is touched),
+// buffer lifetimes, and issuing a table row's hypercall through the retry runner.
+
+import type { z } from 'zod';
+import type { BufferPool, HypercallBuffer } from '../buffers.js';
+import { ErrorCodes, HypercallError, ValidationError } from '../errors.js';
+import { decode, encode, type Decoded, type FieldMap, type StructLayout } from '../layout.js';
+import { HYPERCALLS } from '../hypercalls/hypercalls.js';
+import { rowByName } from '../hypercalls/table.js';
+import type { Row } from '../hypercalls/row.js';
+import { DOMCTL_PAYLOAD_OFFSET, SYSCTL_PAYLOAD_OFFSET, xen_domctl, xen_sysctl } from '../hypercalls/structs.js';
+import { XEN_DOMCTL_INTERFACE_VERSION, XEN_SYSCTL_INTERFACE_VERSION } from '../hypercalls/numbers.js';
+import { runHypercall, type Program, type RunEnv } from '../retry/runner.js';
+
+export interface OpCtx {
+  readonly pool: BufferPool;
+  readonly env: RunEnv;
+}
+
+export interface TypedOp<S extends z.ZodType = z.ZodType, R = unknown> {
+  readonly row: Row;
+  readonly schema: S;
+  readonly run: (ctx: OpCtx, args: z.output<S>, row: Row) => Program<R>;
+}
+
+/** Declares a typed call for a table row; its argument schema is the row's. */
+export function typedOp<R, A = any>(rowName: string, run: (ctx: OpCtx, args: A, row: Row) => Program<R>): TypedOp<z.ZodType<A>, R> {
+  const row = rowByName(rowName);
+  if (!row?.args) throw new Error(`typed call ${rowName} needs a table row with an args schema`);
+  return { row, schema: row.args as z.ZodType<A>, run };
+}
+
+/** Parses typed-call arguments; a failure is a ValidationError naming the field. */
+export function parseArgs<S extends z.ZodType>(op: TypedOp<S, unknown>, input: unknown): z.output<S> {
+  const r = op.schema.safeParse(input ?? {});
+  if (r.success) return r.data as z.output<S>;
+  const issues = r.error.issues.map((i) => ({ path: [op.row.name, ...i.path.map(String)].join('.'), message: i.message }));
+  const first = issues[0]!;
+  throw new ValidationError(first.path, first.message, issues);
+}
+
+/** Allocates buffers for the body and frees them however it ends. */
+export function* withBuffers<T>(ctx: OpCtx, sizes: readonly number[], body: (bufs: HypercallBuffer[]) => Program<T>): Program<T> {
+  const bufs: HypercallBuffer[] = [];
+  try {
+    for (const s of sizes) bufs.push(ctx.pool.alloc(Math.max(1, s)));
+    return yield* body(bufs);
+  } finally {
+    for (const b of bufs) if (!b.freed) ctx.pool.free(b);
+  }
+}
+
+/** Issues a row's hypercall with the given registers; `inputs` are restored before re-issues. */
+export function issue(ctx: OpCtx, row: Row, args: readonly bigint[], inputs: readonly HypercallBuffer[], decoded?: Record<string, unknown>): Program<bigint> {
+  const regs = [0n, 0n, 0n, 0n, 0n];
+  args.forEach((a, i) => (regs[i] = a));
+  return runHypercall({ op: HYPERCALLS[row.hypercall].number, args: regs, subop: row.subop, row, decoded, inputs }, ctx.env);
+}
+
+export interface EnvelopeResult<F extends FieldMap> {
+  /** The envelope's domain field after the call (Xen rewrites it for getdomaininfo/createdomain). */
+  readonly domain: number;
+  readonly out: Decoded<F>;
+  readonly result: bigint;
+}
+
+/**
+ * One domctl: builds struct xen_domctl (cmd, interface_version, domain, payload) in a buffer,
+ * issues it and decodes the payload Xen left there. `extra` buffers are inputs too.
+ */
+export function* domctl<F extends FieldMap>(
+  ctx: OpCtx,
+  row: Row,
+  domain: number,
+  layout: StructLayout<F> | undefined,
+  payload: Partial<Decoded<F>>,
+  extra: readonly HypercallBuffer[] = [],
+): Program<EnvelopeResult<F>> {
+  return yield* withBuffers(ctx, [xen_domctl.size], function* ([buf]) {
+    const v = buf!.view();
+    encode(xen_domctl, v, 0, { cmd: row.subop!, interface_version: XEN_DOMCTL_INTERFACE_VERSION, domain });
+    if (layout) encode(layout, v, DOMCTL_PAYLOAD_OFFSET, payload);
+    const decodedIn = layout ? (decode(layout, v, DOMCTL_PAYLOAD_OFFSET) as Record<string, unknown>) : undefined;
+    const result = yield* issue(ctx, row, [buf!.address], [buf!, ...extra], decodedIn);
+    return {
+      domain: v.getUint16(8, true),
+      out: (layout ? decode(layout, v, DOMCTL_PAYLOAD_OFFSET) : {}) as Decoded<F>,
+      result,
+    };
+  });
+}
+
+/** One sysctl, as domctl() above but with struct xen_sysctl. */
+export function* sysctl<F extends FieldMap>(
+  ctx: OpCtx,
+  row: Row,
+  layout: StructLayout<F> | undefined,
+  payload: Partial<Decoded<F>>,
+  extra: readonly HypercallBuffer[] = [],
+): Program<EnvelopeResult<F>> {
+  return yield* withBuffers(ctx, [xen_sysctl.size], function* ([buf]) {
+    const v = buf!.view();
+    encode(xen_sysctl, v, 0, { cmd: row.subop!, interface_version: XEN_SYSCTL_INTERFACE_VERSION });
+    if (layout) encode(layout, v, SYSCTL_PAYLOAD_OFFSET, payload);
+    const decodedIn = layout ? (decode(layout, v, SYSCTL_PAYLOAD_OFFSET) as Record<string, unknown>) : undefined;
+    const result = yield* issue(ctx, row, [buf!.address], [buf!, ...extra], decodedIn);
+    return { domain: 0, out: (layout ? decode(layout, v, SYSCTL_PAYLOAD_OFFSET) : {}) as Decoded<F>, result };
+  });
+}
+
+/** A struct passed by pointer in arg1 (memory_op, event_channel_op, ...): encode, issue, decode. */
+export function* structCall<F extends FieldMap>(
+  ctx: OpCtx,
+  row: Row,
+  cmd: bigint,
+  layout: StructLayout<F>,
+  payload: Partial<Decoded<F>>,
+): Program<{ out: Decoded<F>; result: bigint }> {
+  return yield* withBuffers(ctx, [layout.size], function* ([buf]) {
+    const v = buf!.view();
+    encode(layout, v, 0, payload);
+    const decodedIn = decode(layout, v, 0) as Record<string, unknown>;
+    const result = yield* issue(ctx, row, [cmd, buf!.address], [buf!], decodedIn);
+    return { out: decode(layout, v, 0), result };
+  });
+}
+
+/** An error for a condition Xen does not report as one (getdomaininfo's next-domain answer). */
+export function syntheticError(row: Row, errnoName: 'ESRCH', message: string): HypercallError {
+  return new HypercallError(
+    ErrorCodes.HYPERCALL,
+    {
+      errno: 3,
+      op: HYPERCALLS[row.hypercall].number,
+      subop: row.subop,
+      name: row.name,
+      attempts: 1,
+      verdict: null,
+      reason: null,
+      recovery: null,
+      retry: 'none',
+    },
+    `${row.name}: ${message} (${errnoName})`,
+  );
+}

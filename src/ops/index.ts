@@ -1,0 +1,66 @@
+// Binds the typed calls to a handle twice from one definition: a promise API
+// (xc.domctl.getdomaininfo) and a synchronous one (xc.sync.domctl.getdomaininfo).
+
+import type { Xencall, CallOptions } from '../xencall.js';
+import { DOMCTL_OPS } from './domctl.js';
+import { EVENT_CHANNEL_OPS, MEMORY_OP_OPS, XEN_VERSION_OPS } from './misc.js';
+import { SYSCTL_OPS } from './sysctl.js';
+import { parseArgs, type OpCtx, type TypedOp } from './helpers.js';
+import type { Program } from '../retry/runner.js';
+
+export const TYPED_OPS = {
+  domctl: DOMCTL_OPS,
+  sysctl: SYSCTL_OPS,
+  xen_version: XEN_VERSION_OPS,
+  memory_op: MEMORY_OP_OPS,
+  event_channel_op: EVENT_CHANNEL_OPS,
+};
+
+type ArgsOf<T> = T extends TypedOp<infer S, unknown> ? (S extends { _zod: { input: infer I } } ? I : never) : never;
+type ResultOf<T> = T extends { run: (...a: never[]) => Program<infer R> } ? R : never;
+
+type AsyncTree<T> = {
+  [K in keyof T]: T[K] extends TypedOp ? (args?: ArgsOf<T[K]>, options?: CallOptions) => Promise<ResultOf<T[K]>> : AsyncTree<T[K]>;
+};
+type SyncTree<T> = {
+  [K in keyof T]: T[K] extends TypedOp ? (args?: ArgsOf<T[K]>) => ResultOf<T[K]> : SyncTree<T[K]>;
+};
+
+export type TypedCalls = AsyncTree<typeof TYPED_OPS>;
+export type TypedCallsSync = SyncTree<typeof TYPED_OPS>;
+
+function isTypedOp(x: unknown): x is TypedOp {
+  return typeof x === 'object' && x !== null && 'run' in x && 'row' in x;
+}
+
+export function bindTypedCalls(xc: Xencall): { async: TypedCalls; sync: TypedCallsSync } {
+  const ctx = (signal?: AbortSignal): OpCtx => ({ pool: xc.pool, env: xc.env(signal) });
+  const build = (node: Record<string, unknown>, sync: boolean): Record<string, unknown> => {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(node)) {
+      if (isTypedOp(v)) {
+        out[k] = sync
+          ? (args?: unknown) => {
+              xc.checkOpen();
+              return xc.runSync(v.run(ctx(), parseArgs(v, args), v.row));
+            }
+          : (args?: unknown, options: CallOptions = {}) => {
+              try {
+                xc.checkOpen();
+                const parsed = parseArgs(v, args);
+                return xc.runAsync(v.run(ctx(options.signal), parsed, v.row), options.signal);
+              } catch (e) {
+                return Promise.reject(e);
+              }
+            };
+      } else {
+        out[k] = build(v as Record<string, unknown>, sync);
+      }
+    }
+    return out;
+  };
+  return {
+    async: build(TYPED_OPS, false) as unknown as TypedCalls,
+    sync: build(TYPED_OPS, true) as unknown as TypedCallsSync,
+  };
+}

@@ -1,0 +1,221 @@
+// Issues one hypercall under the retry policy: snapshots the inputs before the first attempt,
+// asks decideRetry() after each failure, restores the pristine inputs and re-touches the pages
+// before every re-issue, publishes every step on diagnostics_channel and counts it.
+//
+// The runner is a generator of effects ("issue the hypercall", "sleep"), so one body serves the
+// synchronous API (driven with a blocking sleep) and the promise API (driven with timers),
+// without two copies of the logic drifting apart.
+
+import diagnostics_channel from 'node:diagnostics_channel';
+import { setTimeout as sleepAsync } from 'node:timers/promises';
+import type { Backend } from '../backend.js';
+import type { HypercallBuffer } from '../buffers.js';
+import { ErrorCodes, HypercallError, XencallError, errnoNameOf, isErrorResult } from '../errors.js';
+import type { Row } from '../hypercalls/row.js';
+import { decideRetry, mayRetry, type RetryDecision, type RetryPolicy } from './decide.js';
+import type { RetryStats } from './stats.js';
+
+/** diagnostics_channel names; subscribe with diagnostics_channel.subscribe(name, fn). */
+export const CHANNELS = {
+  /** Before every attempt: { name, op, subop, attempt }. */
+  attempt: 'xencall:attempt',
+  /** Before a re-issue: { name, op, subop, attempt, errno, errnoName, delayMs }. */
+  retry: 'xencall:retry',
+  /** When a failed call is not re-issued: { name, op, subop, attempts, errno, errnoName, kind, reason, recovery }. */
+  refuse: 'xencall:refuse',
+} as const;
+
+const attemptChannel = diagnostics_channel.channel(CHANNELS.attempt);
+const retryChannel = diagnostics_channel.channel(CHANNELS.retry);
+const refuseChannel = diagnostics_channel.channel(CHANNELS.refuse);
+
+export type Effect =
+  | { readonly type: 'hypercall'; readonly op: number; readonly args: readonly bigint[]; readonly longRunning: boolean }
+  | { readonly type: 'sleep'; readonly ms: number };
+
+/** A generator that yields effects and is resumed with each hypercall's raw result. */
+export type Program<T> = Generator<Effect, T, bigint | undefined>;
+
+export interface CallPlan {
+  readonly op: number;
+  readonly args: readonly bigint[];
+  readonly subop: number | null;
+  readonly row: Row | undefined;
+  readonly decoded: Record<string, unknown> | undefined;
+  /** Buffers whose contents are inputs: restored from a pristine copy before every re-issue. */
+  readonly inputs: readonly HypercallBuffer[];
+}
+
+export interface RunEnv {
+  readonly backend: Backend;
+  readonly policy: RetryPolicy;
+  readonly stats: RetryStats;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/**
+ * Issues the planned hypercall. Returns the raw non-negative result; throws HypercallError
+ * (XEN_ERR_HYPERCALL, XEN_ERR_RETRY_REFUSED or XEN_ERR_RETRY_EXHAUSTED) otherwise.
+ */
+export function* runHypercall(plan: CallPlan, env: RunEnv): Program<bigint> {
+  const { backend, policy, stats } = env;
+  const name = plan.row?.name ?? null;
+  const statsKey = name ?? `hypercall ${plan.op}${plan.subop === null ? '' : `/${plan.subop}`}`;
+  const counters = stats.counters(statsKey);
+  counters.calls++;
+
+  const canFault = !backend.buffersNeverFault();
+  // Xen writes results into argument buffers in place, so a re-issue must start from a copy
+  // taken before the first attempt. Only calls that could be re-issued pay for the copy.
+  const pristine = mayRetry(plan.row, plan.decoded, canFault, policy)
+    ? plan.inputs.map((b) => ({ buffer: b, bytes: b.bytes.slice() }))
+    : null;
+
+  for (let attempt = 1; ; attempt++) {
+    counters.attempts++;
+    if (attemptChannel.hasSubscribers) {
+      attemptChannel.publish({ name, op: plan.op, subop: plan.subop, attempt });
+    }
+    const result = (yield { type: 'hypercall', op: plan.op, args: plan.args, longRunning: plan.row?.longRunning ?? false }) as bigint;
+    if (!isErrorResult(result)) {
+      if (attempt > 1) counters.recovered++;
+      return result;
+    }
+
+    const errno = Number(-result);
+    if (errnoNameOf(errno) === 'EFAULT') counters.efaults++;
+    const decision = decideRetry({ errno, attempt, row: plan.row, args: plan.decoded, buffersCanFault: canFault, policy });
+
+    if (decision.action === 'retry' && pristine) {
+      if (env.signal?.aborted) {
+        throw new XencallError(ErrorCodes.ABORTED, `${statsKey}: aborted before re-issue ${attempt + 1}`, {
+          cause: failure(plan, errno, attempt, decision),
+        });
+      }
+      counters.retries++;
+      if (retryChannel.hasSubscribers) {
+        retryChannel.publish({ name, op: plan.op, subop: plan.subop, attempt, errno, errnoName: errnoNameOf(errno), delayMs: decision.delayMs });
+      }
+      for (const p of pristine) {
+        p.buffer.bytes.set(p.bytes);
+        backend.touchPages(p.buffer.live());
+      }
+      if (decision.delayMs > 0) yield { type: 'sleep', ms: decision.delayMs };
+      continue;
+    }
+
+    const err = failure(plan, errno, attempt, decision);
+    if (err.code === ErrorCodes.RETRY_REFUSED) counters.refused++;
+    else if (err.code === ErrorCodes.RETRY_EXHAUSTED) counters.exhausted++;
+    else counters.failed++;
+    if (refuseChannel.hasSubscribers && err.code !== ErrorCodes.HYPERCALL) {
+      refuseChannel.publish({
+        name,
+        op: plan.op,
+        subop: plan.subop,
+        attempts: attempt,
+        errno,
+        errnoName: err.errnoName,
+        kind: decision.action === 'fail' ? decision.kind : 'exhausted',
+        reason: err.reason,
+        recovery: err.recovery,
+      });
+    }
+    throw err;
+  }
+}
+
+function failure(plan: CallPlan, errno: number, attempts: number, decision: RetryDecision): HypercallError {
+  // A 'retry' decision without a pristine snapshot cannot happen (mayRetry agrees with
+  // decideRetry); treat it as exhausted rather than re-issue from dirty inputs.
+  const d = decision.action === 'fail' ? decision : ({ kind: 'exhausted', verdict: 'safe', reason: decision.reason, recovery: null } as const);
+  const code =
+    d.kind === 'errno-not-retryable'
+      ? ErrorCodes.HYPERCALL
+      : d.kind === 'exhausted'
+        ? ErrorCodes.RETRY_EXHAUSTED
+        : ErrorCodes.RETRY_REFUSED;
+  const info = {
+    errno,
+    op: plan.op,
+    subop: plan.subop,
+    name: plan.row?.name ?? null,
+    attempts,
+    verdict: d.verdict,
+    reason: code === ErrorCodes.HYPERCALL ? (plan.row?.reason ?? null) : d.reason,
+    recovery: d.recovery,
+    retry: code === ErrorCodes.HYPERCALL ? ('none' as const) : code === ErrorCodes.RETRY_EXHAUSTED ? ('exhausted' as const) : ('refused' as const),
+  };
+  let message: string | undefined;
+  const label = info.name ?? `hypercall ${plan.op}${plan.subop === null ? '' : `/${plan.subop}`}`;
+  if (code === ErrorCodes.RETRY_REFUSED) {
+    message = `${label} failed with ${errnoNameOf(errno)} and was not re-issued: ${d.reason.replace(/\.$/, '')}${d.recovery ? `. Instead: ${d.recovery}` : ''}`;
+  } else if (code === ErrorCodes.RETRY_EXHAUSTED) {
+    message = `${label} failed with ${errnoNameOf(errno)} on all ${attempts} attempts`;
+  }
+  return new HypercallError(code, info, message);
+}
+
+// ---- drivers ------------------------------------------------------------------------------
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+/** Blocks the thread for `ms` (sub-millisecond waits spin); the synchronous API's backoff. */
+export function sleepSync(ms: number): void {
+  if (ms <= 0) return;
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
+
+export interface SyncDriver {
+  readonly backend: Backend;
+  readonly sleep?: (ms: number) => void;
+}
+
+export function driveSync<T>(program: Program<T>, driver: SyncDriver): T {
+  const sleep = driver.sleep ?? sleepSync;
+  let step = program.next();
+  while (!step.done) {
+    const effect = step.value;
+    if (effect.type === 'hypercall') {
+      step = program.next(driver.backend.hypercall(effect.op, effect.args));
+    } else {
+      sleep(effect.ms);
+      step = program.next();
+    }
+  }
+  return step.value;
+}
+
+export interface AsyncDriver {
+  readonly backend: Backend;
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export async function driveAsync<T>(program: Program<T>, driver: AsyncDriver): Promise<T> {
+  const sleep = driver.sleep ?? ((ms: number, signal?: AbortSignal) => sleepAsync(ms, undefined, { signal }));
+  let step = program.next();
+  while (!step.done) {
+    const effect = step.value;
+    try {
+      if (effect.type === 'hypercall') {
+        // Long-running ops go to the backend's worker thread; short ones are cheaper inline.
+        const r =
+          effect.longRunning && driver.backend.hypercallAsync
+            ? await driver.backend.hypercallAsync(effect.op, effect.args)
+            : driver.backend.hypercall(effect.op, effect.args);
+        step = program.next(r);
+      } else {
+        await sleep(effect.ms, driver.signal);
+        step = program.next();
+      }
+    } catch (e) {
+      if (driver.signal?.aborted && !(e instanceof XencallError)) {
+        step = program.throw(new XencallError(ErrorCodes.ABORTED, 'aborted while waiting to re-issue', { cause: e }));
+      } else {
+        step = program.throw(e);
+      }
+    }
+  }
+  return step.value;
+}

@@ -1,0 +1,567 @@
+// The mock hypervisor's hypercall handlers. Each follows the order of Xen 4.17's own code
+// (RELEASE-4.17.7): copy the argument struct in, check, act, copy results out. That order is
+// the whole point: an injected copy fault must land before or after the side effect exactly
+// where Xen's would. Comments name the Xen function each handler mirrors.
+
+import { errnoNumber } from '../errors.js';
+import { decode, encode } from '../layout.js';
+import {
+  DOMCTL,
+  DOMID,
+  EVTCHNOP,
+  HYPERCALL,
+  MEMOP_CMD_MASK,
+  SHADOW_OP,
+  SYSCTL,
+  XENMEM,
+  XENVER,
+  XEN_DOMCTL_INTERFACE_VERSION,
+  XEN_DOMINF,
+  XEN_SYSCTL_INTERFACE_VERSION,
+  EVTCHNSTAT,
+} from '../hypercalls/numbers.js';
+import {
+  DOMCTL_PAYLOAD_OFFSET,
+  SYSCTL_PAYLOAD_OFFSET,
+  XEN_VERSION_STRING_SIZES,
+  evtchn_alloc_unbound,
+  evtchn_close,
+  evtchn_send,
+  evtchn_status,
+  xen_compile_info,
+  xen_domctl,
+  xen_domctl_createdomain,
+  xen_domctl_getdomaininfo,
+  xen_domctl_getpageframeinfo3,
+  xen_domctl_max_mem,
+  xen_domctl_max_vcpus,
+  xen_domctl_shadow_op,
+  xen_feature_info,
+  xen_platform_parameters,
+  xen_sysctl,
+  xen_sysctl_getdomaininfolist,
+  xen_sysctl_physinfo,
+  xen_sysctl_readconsole,
+} from '../hypercalls/structs.js';
+import type { MockHypervisor } from './hypervisor.js';
+import { LOG_DIRTY_CHUNK_BYTES, MAX_CONTROLLER_PAUSE_COUNT, MockDomain } from './world.js';
+
+const E = (name: string): bigint => -BigInt(errnoNumber(name));
+const OK = 0n;
+
+const nameOf = <T extends Record<string, number>>(table: T, value: number): string | undefined =>
+  Object.entries(table).find(([, v]) => v === value)?.[0];
+
+export function dispatch(hv: MockHypervisor, op: number, args: readonly bigint[]): bigint {
+  const family = nameOf(HYPERCALL, op) ?? `hypercall_${op}`;
+  let name: string = family;
+  let result: bigint;
+  const begin = (n: string) => {
+    name = n;
+    hv.history.record({ kind: 'call', op, args, name: n });
+  };
+  switch (op) {
+    case HYPERCALL.xen_version:
+      result = xenVersion(hv, args, begin);
+      break;
+    case HYPERCALL.domctl:
+      result = domctl(hv, args, begin);
+      break;
+    case HYPERCALL.sysctl:
+      result = sysctl(hv, args, begin);
+      break;
+    case HYPERCALL.memory_op:
+      result = memoryOp(hv, args, begin);
+      break;
+    case HYPERCALL.event_channel_op:
+      result = eventChannelOp(hv, args, begin);
+      break;
+    default:
+      begin(family);
+      result = hv.unmodelled(family, `hypercall ${op} (${family})`);
+  }
+  hv.history.record({ kind: 'return', name, result });
+  return result;
+}
+
+type Begin = (name: string) => void;
+
+// ---- xen_version: xen/common/kernel.c do_xen_version -----------------------------------------
+
+function xenVersion(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigint {
+  const cmd = Number(BigInt.asUintN(32, args[0]!));
+  const arg = args[1]!;
+  const sub = nameOf(XENVER, cmd);
+  const name = `xen_version.${sub ?? cmd}`;
+  begin(name);
+  const out = (bytes: Uint8Array, what: string) => (hv.copyToGuest(name, arg, bytes, what) ? OK : E('EFAULT'));
+  const str = (s: string, size: number) => {
+    const b = new Uint8Array(size);
+    b.set(Buffer.from(s, 'latin1').subarray(0, size - 1));
+    return b;
+  };
+  switch (cmd) {
+    case XENVER.version:
+      return BigInt((hv.version.major << 16) | hv.version.minor);
+    case XENVER.extraversion:
+      return out(str(hv.version.extraversion, XEN_VERSION_STRING_SIZES.xen_extraversion_t), 'arg1 (xen_extraversion_t)');
+    case XENVER.capabilities:
+      return out(str(hv.version.capabilities, XEN_VERSION_STRING_SIZES.xen_capabilities_info_t), 'arg1 (xen_capabilities_info_t)');
+    case XENVER.changeset:
+      return out(str(hv.version.changeset, XEN_VERSION_STRING_SIZES.xen_changeset_info_t), 'arg1 (xen_changeset_info_t)');
+    case XENVER.compile_info: {
+      const b = new Uint8Array(xen_compile_info.size);
+      encode(xen_compile_info, new DataView(b.buffer), 0, {
+        compiler: str('gcc (mock) 12.2.0', 64),
+        compile_by: str('mock', 16),
+        compile_domain: str('xencall.test', 32),
+        compile_date: str('Thu Jan  1 00:00:00 UTC 1970', 32),
+      });
+      return out(b, 'arg1 (struct xen_compile_info)');
+    }
+    case XENVER.platform_parameters: {
+      const b = new Uint8Array(xen_platform_parameters.size);
+      encode(xen_platform_parameters, new DataView(b.buffer), 0, { virt_start: 0xffff800000000000n });
+      return out(b, 'arg1 (struct xen_platform_parameters)');
+    }
+    case XENVER.get_features: {
+      const inb = hv.copyFromGuest(name, arg, xen_feature_info.size, 'arg1 (struct xen_feature_info)');
+      if (!inb) return E('EFAULT');
+      const fi = decode(xen_feature_info, dv(inb));
+      if (fi.submap_idx !== 0) return E('EINVAL');
+      // XENFEAT_writable_page_tables..XENFEAT_gnttab_map_avail_bits for a PV dom0.
+      encode(xen_feature_info, dv(inb), 0, { submap: 0x0000_2f1d });
+      return out(inb, 'arg1 (struct xen_feature_info)');
+    }
+    case XENVER.pagesize:
+      return 4096n;
+    default:
+      return hv.unmodelled(name, `xen_version cmd ${cmd}`);
+  }
+}
+
+// ---- domctl: xen/common/domctl.c do_domctl, xen/arch/x86/domctl.c arch_do_domctl ------------
+
+function domctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigint {
+  const uDomctl = args[0]!;
+  // The name is refined once the cmd is known; until then copies are charged to "domctl".
+  let name = 'domctl';
+  const peek = hv.peekGuest(uDomctl, 4);
+  if (peek) {
+    const cmd = dv(peek).getUint32(0, true);
+    name = `domctl.${nameOf(DOMCTL, cmd) ?? cmd}`;
+    if (cmd === DOMCTL.shadow_op) {
+      // Per-mode name, so fault rules and history can say "domctl.shadow_op.clean".
+      const mode = hv.peekGuest(uDomctl + BigInt(DOMCTL_PAYLOAD_OFFSET), 4);
+      const modeName = mode ? nameOf(SHADOW_OP, dv(mode).getUint32(0, true)) : undefined;
+      if (mode) name = `domctl.shadow_op.${modeName ? modeName.toLowerCase() : dv(mode).getUint32(0, true)}`;
+    }
+  }
+  begin(name);
+
+  // 1. copy_from_guest(op, u_domctl, 1)
+  const opBytes = hv.copyFromGuest(name, uDomctl, xen_domctl.size, 'arg0 (struct xen_domctl)');
+  if (!opBytes) return E('EFAULT');
+  const v = dv(opBytes);
+  const op = decode(xen_domctl, v);
+  // 2. interface version
+  if (op.interface_version !== XEN_DOMCTL_INTERFACE_VERSION) return E('EACCES');
+
+  const P = DOMCTL_PAYLOAD_OFFSET;
+  let copyback = false;
+  let ret = OK;
+  let d: MockDomain | undefined;
+
+  // 3. domain lookup (createdomain needs none; getdomaininfo scans).
+  if (op.cmd !== DOMCTL.createdomain && op.cmd !== DOMCTL.getdomaininfo) {
+    d = hv.domain(op.domain);
+    if (!d) return E('ESRCH');
+  }
+
+  switch (op.cmd) {
+    case DOMCTL.getdomaininfo: {
+      let found = hv.domain(op.domain);
+      if (!found) {
+        if (op.domain >= DOMID.FIRST_RESERVED) return E('EINVAL');
+        // Xen's quirk: the first domain with an id at or above the one asked for.
+        found = hv.sortedDomains().find((x) => x.domid >= op.domain);
+      }
+      if (!found) return E('ESRCH');
+      encode(xen_domctl_getdomaininfo, v, P, domainInfo(hv, found));
+      v.setUint16(8, found.domid, true); // op->domain = info.domain
+      copyback = true;
+      break;
+    }
+    case DOMCTL.createdomain: {
+      const cfg = decode(xen_domctl_createdomain, v, P);
+      let dom = op.domain;
+      if (dom > 0 && dom < DOMID.FIRST_RESERVED) {
+        if (hv.domain(dom)) return E('EEXIST');
+      } else {
+        dom = 0;
+        for (let i = 1; i < DOMID.FIRST_RESERVED; i++) {
+          const cand = ((hv.rover + i - 1) % (DOMID.FIRST_RESERVED - 1)) + 1;
+          if (!hv.domain(cand)) {
+            dom = cand;
+            break;
+          }
+        }
+        if (!dom) return E('ENOMEM');
+        hv.rover = dom;
+      }
+      if (cfg.max_vcpus < 1 || cfg.max_vcpus > 128) return E('EINVAL');
+      if ((cfg.flags & ~0xff) !== 0) return E('EINVAL');
+      const nd = new MockDomain({ domid: dom, handle: cfg.handle, maxVcpus: cfg.max_vcpus, hvm: (cfg.flags & 1) !== 0 });
+      nd.ssidref = cfg.ssidref;
+      nd.createFlags = cfg.flags;
+      nd.maxEvtchnPort = cfg.max_evtchn_port;
+      nd.controllerPauseCount = 1; // domain_create() leaves the domain paused by the controller
+      hv.domains.set(dom, nd);
+      hv.effect(name, 'domain.created', { domid: dom });
+      v.setUint16(8, dom, true); // op->domain = d->domain_id
+      copyback = true;
+      break;
+    }
+    case DOMCTL.destroydomain: {
+      if (d!.domid === 0) return E('EINVAL'); // d == current->domain
+      d!.dying = true;
+      hv.domains.delete(d!.domid);
+      hv.effect(name, 'domain.destroyed', { domid: d!.domid });
+      break;
+    }
+    case DOMCTL.pausedomain: {
+      if (d!.domid === 0) return E('EINVAL');
+      if (d!.controllerPauseCount + 1 > MAX_CONTROLLER_PAUSE_COUNT) return E('EOVERFLOW');
+      d!.controllerPauseCount++;
+      hv.effect(name, 'domain.paused', { domid: d!.domid, count: d!.controllerPauseCount });
+      break;
+    }
+    case DOMCTL.unpausedomain: {
+      if (d!.controllerPauseCount === 0) return E('EINVAL');
+      d!.controllerPauseCount--;
+      hv.effect(name, 'domain.unpaused', { domid: d!.domid, count: d!.controllerPauseCount });
+      break;
+    }
+    case DOMCTL.max_mem: {
+      const { max_memkb } = decode(xen_domctl_max_mem, v, P);
+      const pages = max_memkb >> 2n;
+      d!.maxPages = pages > 0xffffffffn ? 0xffffffffn : pages;
+      hv.effect(name, 'domain.max_mem', { domid: d!.domid, max_pages: d!.maxPages });
+      break;
+    }
+    case DOMCTL.max_vcpus: {
+      const { max } = decode(xen_domctl_max_vcpus, v, P);
+      if (d!.domid === 0 || max !== d!.maxVcpus) return E('EINVAL');
+      hv.effect(name, 'domain.max_vcpus', { domid: d!.domid, max });
+      break;
+    }
+    case DOMCTL.shadow_op: {
+      ret = shadowOp(hv, name, d!, v);
+      copyback = true;
+      break;
+    }
+    case DOMCTL.getpageframeinfo3: {
+      const { num, array } = decode(xen_domctl_getpageframeinfo3, v, P);
+      if (num > 1024n) return E('E2BIG');
+      for (let i = 0n; i < num; i++) {
+        // Strictly per element and in place: read gfn i, write its type over it.
+        const gb = hv.copyFromGuest(name, array + i * 8n, 8, `array[${i}]`);
+        if (!gb) return E('EFAULT');
+        const type = d!.pageType(dv(gb).getBigUint64(0, true));
+        const tb = new Uint8Array(8);
+        dv(tb).setBigUint64(0, BigInt(type), true);
+        if (!hv.copyToGuest(name, array + i * 8n, tb, `array[${i}]`)) return E('EFAULT');
+      }
+      break; // no copyback for this op
+    }
+    default:
+      return hv.unmodelled(name, `domctl cmd ${op.cmd}`);
+  }
+
+  if (copyback && !hv.copyToGuest(name, uDomctl, opBytes, 'arg0 (struct xen_domctl)')) ret = E('EFAULT');
+  return ret;
+}
+
+/** xen/arch/x86/mm/paging.c paging_domctl and paging_log_dirty_op. */
+function shadowOp(hv: MockHypervisor, name: string, d: MockDomain, v: DataView): bigint {
+  const P = DOMCTL_PAYLOAD_OFFSET;
+  const sc = decode(xen_domctl_shadow_op, v, P);
+  if (d.domid === 0) return E('EINVAL'); // d == current->domain
+  const ld = d.logDirty;
+  switch (sc.op) {
+    case SHADOW_OP.OFF:
+      if (ld.enabled) {
+        ld.enabled = false;
+        hv.effect(name, 'logdirty.disabled', { domid: d.domid });
+      }
+      return OK;
+    case SHADOW_OP.ENABLE_LOGDIRTY:
+      if (ld.enabled) return E('EINVAL');
+      ld.enabled = true;
+      ld.bitmap = new Uint8Array(Math.ceil(d.totPages / 8));
+      ld.faultCount = 0;
+      ld.dirtyCount = 0;
+      hv.effect(name, 'logdirty.enabled', { domid: d.domid });
+      return OK;
+    case SHADOW_OP.GET_ALLOCATION:
+      v.setUint32(P + xen_domctl_shadow_op.fields.mb.offset, d.shadowMb, true);
+      return OK;
+    case SHADOW_OP.SET_ALLOCATION:
+      d.shadowMb = sc.mb;
+      hv.effect(name, 'paging.allocation', { domid: d.domid, mb: sc.mb });
+      return OK;
+    case SHADOW_OP.CLEAN:
+    case SHADOW_OP.PEEK: {
+      if (!ld.enabled) return E('EINVAL');
+      const clean = sc.op === SHADOW_OP.CLEAN;
+      // Stats are taken before the loop, into the local copy that is copied back at the end.
+      encode(xen_domctl_shadow_op, v, P, { stats: { fault_count: ld.faultCount, dirty_count: ld.dirtyCount } });
+      const peek = sc.dirty_bitmap !== 0n;
+      let pages = 0n;
+      while (pages < sc.pages) {
+        let bytes = LOG_DIRTY_CHUNK_BYTES;
+        const left = Number((sc.pages - pages + 7n) >> 3n);
+        if (left < bytes) bytes = left;
+        const from = Number(pages >> 3n);
+        if (peek) {
+          // copy_to_guest_offset of a present leaf, clear_guest_offset of an absent one.
+          const chunk = new Uint8Array(bytes);
+          chunk.set(ld.bitmap.subarray(from, Math.min(from + bytes, ld.bitmap.length)));
+          if (!hv.copyToGuest(name, sc.dirty_bitmap + BigInt(from), chunk, `dirty_bitmap[${from}..${from + bytes})`)) {
+            // goto out: no counter reset, but every chunk copied so far was already cleared.
+            return E('EFAULT');
+          }
+        }
+        pages += BigInt(bytes) << 3n;
+        if (clean && from < ld.bitmap.length) {
+          const end = Math.min(from + bytes, ld.bitmap.length);
+          let cleared = 0;
+          for (let i = from; i < end; i++) if (ld.bitmap[i]) cleared++;
+          ld.bitmap.fill(0, from, end);
+          if (cleared) hv.effect(name, 'logdirty.chunk_cleared', { domid: d.domid, fromByte: from, toByte: end });
+        }
+      }
+      if (clean) {
+        ld.faultCount = 0;
+        ld.dirtyCount = 0;
+      }
+      return OK;
+    }
+    default:
+      return hv.unmodelled(name, `shadow_op op ${sc.op}`);
+  }
+}
+
+function domainInfo(hv: MockHypervisor, d: MockDomain) {
+  const online = d.vcpus.filter((x) => x.online);
+  let flags = 0;
+  if (d.dying) flags |= XEN_DOMINF.dying;
+  if (d.hvm) flags |= XEN_DOMINF.hvm_guest;
+  if (d.shutdownReason !== null) flags |= XEN_DOMINF.shutdown | (d.shutdownReason << XEN_DOMINF.shutdownshift);
+  if (d.paused) flags |= XEN_DOMINF.paused;
+  if (online.some((x) => x.running) && !d.paused) flags |= XEN_DOMINF.running;
+  else if (online.length && online.every((x) => x.blocked)) flags |= XEN_DOMINF.blocked;
+  void hv;
+  return {
+    domain: d.domid,
+    flags,
+    tot_pages: BigInt(d.totPages),
+    max_pages: d.maxPages,
+    outstanding_pages: 0n,
+    shr_pages: 0n,
+    paged_pages: 0n,
+    shared_info_frame: 0x1000n + BigInt(d.domid),
+    cpu_time: d.vcpus.reduce((s, x) => s + x.cpu_time, 0n),
+    nr_online_vcpus: online.length,
+    max_vcpu_id: d.maxVcpus - 1,
+    ssidref: d.ssidref,
+    handle: d.handle,
+    cpupool: d.cpupool,
+    gpaddr_bits: 52,
+  };
+}
+
+// ---- sysctl: xen/common/sysctl.c do_sysctl ------------------------------------------------
+
+function sysctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigint {
+  const uSysctl = args[0]!;
+  let name = 'sysctl';
+  const peek = hv.peekGuest(uSysctl, 4);
+  if (peek) name = `sysctl.${nameOf(SYSCTL, dv(peek).getUint32(0, true)) ?? dv(peek).getUint32(0, true)}`;
+  begin(name);
+
+  const opBytes = hv.copyFromGuest(name, uSysctl, xen_sysctl.size, 'arg0 (struct xen_sysctl)');
+  if (!opBytes) return E('EFAULT');
+  const v = dv(opBytes);
+  const op = decode(xen_sysctl, v);
+  if (op.interface_version !== XEN_SYSCTL_INTERFACE_VERSION) return E('EACCES');
+  const P = SYSCTL_PAYLOAD_OFFSET;
+  let ret = OK;
+  let copyback = true;
+
+  switch (op.cmd) {
+    case SYSCTL.readconsole: {
+      // drivers/char/console.c read_console_ring
+      const rc = decode(xen_sysctl_readconsole, v, P);
+      const con = hv.console;
+      let c = con.cons;
+      const p = con.prod;
+      if (rc.incremental) {
+        const inRange = c <= p ? c < rc.index && rc.index <= p : c < rc.index || rc.index <= p;
+        if (inRange) c = rc.index;
+      }
+      let sofar = 0;
+      while (c !== p && sofar < rc.count) {
+        const idx = c & (con.size - 1);
+        let len = (p - c) >>> 0;
+        if (idx + len > con.size) len = con.size - idx;
+        if (sofar + len > rc.count) len = rc.count - sofar;
+        if (!hv.copyToGuest(name, rc.buffer + BigInt(sofar), con.ring.slice(idx, idx + len), `buffer[${sofar}..${sofar + len})`)) {
+          return E('EFAULT'); // before any clear
+        }
+        sofar += len;
+        c = (c + len) >>> 0;
+      }
+      if (rc.clear) {
+        con.cons = ((p - c) >>> 0) > con.size ? (p - con.size) >>> 0 : c;
+        hv.effect(name, 'console.cleared', { cons: con.cons });
+      }
+      encode(xen_sysctl_readconsole, v, P, { count: sofar, index: c });
+      break;
+    }
+    case SYSCTL.physinfo: {
+      encode(xen_sysctl_physinfo, v, P, {
+        threads_per_core: 1,
+        cores_per_socket: hv.nrCpus,
+        nr_cpus: hv.nrCpus,
+        max_cpu_id: hv.nrCpus - 1,
+        nr_nodes: 1,
+        max_node_id: 0,
+        cpu_khz: 2_000_000,
+        capabilities: 0b10, // XEN_SYSCTL_PHYSCAP_pv
+        total_pages: BigInt(hv.totalPages),
+        free_pages: BigInt(hv.totalPages - [...hv.domains.values()].reduce((s, d) => s + d.totPages, 0)),
+        scrub_pages: 0n,
+        outstanding_pages: 0n,
+        max_mfn: hv.maxRamPage - 1n,
+      });
+      break;
+    }
+    case SYSCTL.getdomaininfolist: {
+      const gl = decode(xen_sysctl_getdomaininfolist, v, P);
+      let num = 0;
+      for (const d of hv.sortedDomains()) {
+        if (d.domid < gl.first_domain) continue;
+        if (num === gl.max_domains) break;
+        const rec = new Uint8Array(xen_domctl_getdomaininfo.size);
+        encode(xen_domctl_getdomaininfo, dv(rec), 0, domainInfo(hv, d));
+        if (!hv.copyToGuest(name, gl.buffer + BigInt(num * rec.length), rec, `buffer[${num}]`)) {
+          ret = E('EFAULT');
+          break;
+        }
+        num++;
+      }
+      if (ret !== OK) return ret;
+      encode(xen_sysctl_getdomaininfolist, v, P, { num_domains: num });
+      break;
+    }
+    default:
+      copyback = false;
+      return hv.unmodelled(name, `sysctl cmd ${op.cmd}`);
+  }
+  if (copyback && ret === OK && !hv.copyToGuest(name, uSysctl, opBytes, 'arg0 (struct xen_sysctl)')) ret = E('EFAULT');
+  return ret;
+}
+
+// ---- memory_op: xen/common/memory.c do_memory_op --------------------------------------------
+
+function memoryOp(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigint {
+  const cmd = Number(args[0]! & BigInt(MEMOP_CMD_MASK));
+  const name = `memory_op.${nameOf(XENMEM, cmd) ?? cmd}`;
+  begin(name);
+  switch (cmd) {
+    case XENMEM.maximum_ram_page:
+      return hv.maxRamPage;
+    case XENMEM.current_reservation:
+    case XENMEM.maximum_reservation: {
+      const b = hv.copyFromGuest(name, args[1]!, 2, 'arg1 (domid_t)');
+      if (!b) return E('EFAULT');
+      let domid = dv(b).getUint16(0, true);
+      if (domid === DOMID.SELF) domid = 0;
+      const d = hv.domain(domid);
+      if (!d) return E('ESRCH');
+      return cmd === XENMEM.current_reservation ? BigInt(d.totPages) : d.maxPages;
+    }
+    default:
+      return hv.unmodelled(name, `memory_op cmd ${cmd}`);
+  }
+}
+
+// ---- event_channel_op: xen/common/event_channel.c do_event_channel_op -----------------------
+
+function eventChannelOp(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigint {
+  const cmd = Number(BigInt.asUintN(32, args[0]!));
+  const arg = args[1]!;
+  const name = `event_channel_op.${nameOf(EVTCHNOP, cmd) ?? cmd}`;
+  begin(name);
+  const self = (dom: number) => (dom === DOMID.SELF ? 0 : dom);
+  switch (cmd) {
+    case EVTCHNOP.alloc_unbound: {
+      const b = hv.copyFromGuest(name, arg, evtchn_alloc_unbound.size, 'arg1 (struct evtchn_alloc_unbound)');
+      if (!b) return E('EFAULT');
+      const a = decode(evtchn_alloc_unbound, dv(b));
+      const d = hv.domain(self(a.dom));
+      if (!d) return E('ESRCH');
+      const port = d.freePort();
+      if (port < 0) return E('ENOSPC');
+      d.evtchns.set(port, { state: { state: 'unbound', remoteDom: self(a.remote_dom) }, vcpu: 0, pending: 0 });
+      hv.effect(name, 'evtchn.allocated', { domid: d.domid, port, remoteDom: self(a.remote_dom) });
+      encode(evtchn_alloc_unbound, dv(b), 0, { port });
+      // "Cleaning up here would be a mess!": the port stays allocated if this copy fails.
+      return hv.copyToGuest(name, arg, b, 'arg1 (struct evtchn_alloc_unbound)') ? OK : E('EFAULT');
+    }
+    case EVTCHNOP.close: {
+      const b = hv.copyFromGuest(name, arg, evtchn_close.size, 'arg1 (struct evtchn_close)');
+      if (!b) return E('EFAULT');
+      const { port } = decode(evtchn_close, dv(b));
+      const d = hv.domain(0)!; // closes a port of the calling domain
+      if (!d.evtchns.has(port)) return E('EINVAL');
+      d.evtchns.delete(port);
+      hv.effect(name, 'evtchn.closed', { domid: 0, port });
+      return OK;
+    }
+    case EVTCHNOP.send: {
+      const b = hv.copyFromGuest(name, arg, evtchn_send.size, 'arg1 (struct evtchn_send)');
+      if (!b) return E('EFAULT');
+      const { port } = decode(evtchn_send, dv(b));
+      const ch = hv.domain(0)!.evtchns.get(port);
+      if (!ch) return E('EINVAL');
+      ch.pending++;
+      hv.effect(name, 'evtchn.sent', { domid: 0, port });
+      return OK;
+    }
+    case EVTCHNOP.status: {
+      const b = hv.copyFromGuest(name, arg, evtchn_status.size, 'arg1 (struct evtchn_status)');
+      if (!b) return E('EFAULT');
+      const s = decode(evtchn_status, dv(b));
+      const d = hv.domain(self(s.dom));
+      if (!d) return E('ESRCH');
+      if (s.port > d.maxEvtchnPort) return E('EINVAL');
+      const ch = d.evtchns.get(s.port);
+      const st = ch?.state;
+      encode(evtchn_status, dv(b), 0, {
+        status: st ? EVTCHNSTAT[st.state] : EVTCHNSTAT.closed,
+        vcpu: ch?.vcpu ?? 0,
+        remote_dom: st && 'remoteDom' in st ? st.remoteDom : 0,
+        remote_port: st && 'remotePort' in st ? st.remotePort : 0,
+      });
+      return hv.copyToGuest(name, arg, b, 'arg1 (struct evtchn_status)') ? OK : E('EFAULT');
+    }
+    default:
+      return hv.unmodelled(name, `event_channel_op cmd ${cmd}`);
+  }
+}
+
+function dv(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}

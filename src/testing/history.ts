@@ -1,0 +1,54 @@
+// The mock's call history: every hypercall, guest copy, injected fault, state change and
+// return, in order, for assertions (undici's MockCallHistory, at the level of copies).
+
+import type { CopyDirection } from './faults.js';
+
+export type HistoryEvent =
+  | { readonly kind: 'call'; readonly seq: number; readonly op: number; readonly args: readonly bigint[]; readonly name: string }
+  | {
+      readonly kind: 'copy';
+      readonly seq: number;
+      readonly name: string;
+      readonly direction: CopyDirection;
+      readonly address: bigint;
+      readonly length: number;
+      readonly what: string;
+      readonly ok: boolean;
+    }
+  | { readonly kind: 'fault'; readonly seq: number; readonly name: string; readonly direction: CopyDirection; readonly address: bigint; readonly page: number; readonly rule: string }
+  | { readonly kind: 'effect'; readonly seq: number; readonly name: string; readonly effect: string; readonly detail: Readonly<Record<string, unknown>> }
+  | { readonly kind: 'return'; readonly seq: number; readonly name: string; readonly result: bigint };
+
+type WithoutSeq<T> = T extends unknown ? Omit<T, 'seq'> : never;
+
+export class CallHistory {
+  private readonly list: HistoryEvent[] = [];
+  private seq = 0;
+  /** Oldest events are dropped past this many (a long soak must not grow without bound). */
+  constructor(private readonly limit = 200_000) {}
+
+  /** @internal */
+  record(e: WithoutSeq<HistoryEvent>): void {
+    this.list.push({ ...e, seq: ++this.seq } as unknown as HistoryEvent);
+    if (this.list.length > this.limit) this.list.splice(0, this.list.length - this.limit);
+  }
+
+  all(): readonly HistoryEvent[] {
+    return this.list;
+  }
+  calls(name?: string): Extract<HistoryEvent, { kind: 'call' }>[] {
+    return this.list.filter((e): e is Extract<HistoryEvent, { kind: 'call' }> => e.kind === 'call' && (!name || e.name === name));
+  }
+  copies(): Extract<HistoryEvent, { kind: 'copy' }>[] {
+    return this.list.filter((e): e is Extract<HistoryEvent, { kind: 'copy' }> => e.kind === 'copy');
+  }
+  faults(): Extract<HistoryEvent, { kind: 'fault' }>[] {
+    return this.list.filter((e): e is Extract<HistoryEvent, { kind: 'fault' }> => e.kind === 'fault');
+  }
+  effects(effect?: string): Extract<HistoryEvent, { kind: 'effect' }>[] {
+    return this.list.filter((e): e is Extract<HistoryEvent, { kind: 'effect' }> => e.kind === 'effect' && (!effect || e.effect === effect));
+  }
+  clear(): void {
+    this.list.length = 0;
+  }
+}

@@ -1,0 +1,278 @@
+// The mock hypervisor: a world model, guest memory made only of hypercall buffers, copy-level
+// fault injection and a call history. Its handlers (handlers.ts) follow Xen 4.17's order of
+// copy-in, check, act, copy-out. MockBackend connects a Xencall handle to it.
+
+import type { Backend, BackendPages } from '../backend.js';
+import { ErrorCodes, XencallError, errnoNumber } from '../errors.js';
+import { DOMID, XEN_PAGE_SIZE } from '../hypercalls/numbers.js';
+import { CallHistory } from './history.js';
+import { FaultPlan, type CopyDirection } from './faults.js';
+import { MockConsole, MockDomain, type DomainSpec } from './world.js';
+import { dispatch } from './handlers.js';
+
+export interface MockHypervisorOptions {
+  /** Throw a test-facing XEN_ERR_MOCK_STRICT error, naming the argument or op, where Xen would return EFAULT for a wild pointer or ENOSYS for an op the mock does not model. Default false. */
+  strict?: boolean;
+  /** Model /dev/xen/hypercall: buffersNeverFault() is true. Fault rules still apply if a test adds them. Default false. */
+  buffersNeverFault?: boolean;
+  /** Xen version the mock reports. Default 4.17, extraversion ".7". */
+  version?: { major: number; minor: number; extraversion?: string; changeset?: string; capabilities?: string };
+  /** Physical CPUs (physinfo.nr_cpus). Default 4. */
+  nrCpus?: number;
+  /** Host pages (physinfo.total_pages). Default 2^20 (4 GiB). */
+  totalPages?: number;
+  /** XENMEM_maximum_ram_page. Default 0x1_2345_6789 (above 2^31 on purpose: it must come back whole). */
+  maxRamPage?: bigint;
+  /** dom0's pages and vcpus. Default 262144 pages, 2 vcpus. */
+  dom0?: Partial<DomainSpec>;
+  /** Console ring size (a power of two). Default 16384. */
+  consoleSize?: number;
+  /** Text in the console ring at start. Default: a short Xen boot banner. */
+  consoleText?: string;
+}
+
+const MOCK_BUFFER_BASE = 0x7f3a_0000_0000n;
+
+interface Mapping {
+  readonly address: bigint;
+  readonly pages: number;
+  readonly bytes: Uint8Array;
+  readonly owner: MockBackend;
+}
+
+export class MockHypervisor {
+  readonly strict: boolean;
+  readonly buffersNeverFaultMode: boolean;
+  readonly domains = new Map<number, MockDomain>();
+  readonly console: MockConsole;
+  readonly faults = new FaultPlan();
+  readonly history = new CallHistory();
+  readonly version: { major: number; minor: number; extraversion: string; changeset: string; capabilities: string };
+  readonly nrCpus: number;
+  readonly totalPages: number;
+  readonly maxRamPage: bigint;
+  /** createdomain's domid rover (common/domctl.c). */
+  rover = 0;
+  /** Hypercalls handled. */
+  calls = 0;
+  /** Guest copies attempted. */
+  copies = 0;
+
+  private readonly mappings = new Map<bigint, Mapping>();
+  private nextAddress = MOCK_BUFFER_BASE;
+
+  constructor(options: MockHypervisorOptions = {}) {
+    this.strict = options.strict ?? false;
+    this.buffersNeverFaultMode = options.buffersNeverFault ?? false;
+    this.version = {
+      major: options.version?.major ?? 4,
+      minor: options.version?.minor ?? 17,
+      extraversion: options.version?.extraversion ?? '.7',
+      changeset: options.version?.changeset ?? 'mock',
+      capabilities: options.version?.capabilities ?? 'xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64',
+    };
+    this.nrCpus = options.nrCpus ?? 4;
+    this.totalPages = options.totalPages ?? 1 << 20;
+    this.maxRamPage = options.maxRamPage ?? 0x1_2345_6789n;
+    this.console = new MockConsole(options.consoleSize);
+    this.console.write(options.consoleText ?? `(XEN) Xen version ${this.version.major}.${this.version.minor}${this.version.extraversion} (mock)\n(XEN) Std. Loglevel: All\n`);
+    const dom0 = new MockDomain({ domid: 0, totPages: 262144, maxVcpus: 2, onlineVcpus: 2, ...options.dom0 });
+    dom0.vcpus.forEach((v) => (v.running = true));
+    this.domains.set(0, dom0);
+  }
+
+  /** A new Backend bound to this world (each Xencall handle gets its own). */
+  backend(): MockBackend {
+    return new MockBackend(this);
+  }
+
+  /** Adds a domain directly (test setup, no hypercall, no history). */
+  addDomain(spec: DomainSpec): MockDomain {
+    if (this.domains.has(spec.domid)) throw new Error(`domain ${spec.domid} already exists in the mock`);
+    if (spec.domid < 0 || spec.domid >= DOMID.FIRST_RESERVED) throw new RangeError(`domid ${spec.domid} is reserved`);
+    const d = new MockDomain(spec);
+    this.domains.set(d.domid, d);
+    return d;
+  }
+
+  domain(domid: number): MockDomain | undefined {
+    return this.domains.get(domid);
+  }
+
+  /** Domains in domid order, as Xen keeps its domain list. */
+  sortedDomains(): MockDomain[] {
+    return [...this.domains.values()].sort((a, b) => a.domid - b.domid);
+  }
+
+  // ---- guest memory ------------------------------------------------------------------------
+
+  /** @internal */
+  map(owner: MockBackend, pages: number): BackendPages {
+    const address = this.nextAddress;
+    // Leave an unmapped page after each buffer so an overrun is an EFAULT, not a neighbour.
+    this.nextAddress += BigInt((pages + 1) * XEN_PAGE_SIZE);
+    const bytes = new Uint8Array(pages * XEN_PAGE_SIZE);
+    this.mappings.set(address, { address, pages, bytes, owner });
+    return { address, pages, bytes };
+  }
+
+  /** @internal */
+  unmap(address: bigint): boolean {
+    return this.mappings.delete(address);
+  }
+
+  /** @internal */
+  unmapAll(owner: MockBackend): void {
+    for (const [a, m] of this.mappings) if (m.owner === owner) this.mappings.delete(a);
+  }
+
+  /** The mapping holding [address, address+length), if any. */
+  private resolve(address: bigint, length: number): Mapping | undefined {
+    for (const m of this.mappings.values()) {
+      const end = m.address + BigInt(m.pages * XEN_PAGE_SIZE);
+      if (address >= m.address && address + BigInt(length) <= end) return m;
+    }
+    return undefined;
+  }
+
+  // ---- copies --------------------------------------------------------------------------------
+
+  /** Reads guest memory without it counting as a copy (the mock's own bookkeeping: naming an op). */
+  peekGuest(address: bigint, length: number): Uint8Array | null {
+    const m = this.resolve(address, length);
+    if (!m) return null;
+    const off = Number(address - m.address);
+    return m.bytes.slice(off, off + length);
+  }
+
+  /**
+   * copy_from_guest: returns the bytes, or null for EFAULT (a wild pointer, or an injected
+   * fault). In strict mode a wild pointer throws instead, naming `what`.
+   */
+  copyFromGuest(name: string, address: bigint, length: number, what: string): Uint8Array | null {
+    const m = this.check(name, 'in', address, length, what);
+    if (!m) return null;
+    const off = Number(address - m.address);
+    return m.bytes.slice(off, off + length);
+  }
+
+  /**
+   * copy_to_guest: writes the bytes and returns true, or false for EFAULT. Like x86's
+   * copy_to_user, a fault on a page leaves the bytes before that page written.
+   */
+  copyToGuest(name: string, address: bigint, data: Uint8Array, what: string): boolean {
+    const m = this.check(name, 'out', address, data.length, what, (faultPage, mapping) => {
+      // Partial write up to the faulting page, as the hardware copy would.
+      const off = Number(address - mapping.address);
+      const stop = Math.max(0, faultPage * XEN_PAGE_SIZE - off);
+      mapping.bytes.set(data.subarray(0, Math.min(stop, data.length)), off);
+    });
+    if (!m) return false;
+    m.bytes.set(data, Number(address - m.address));
+    return true;
+  }
+
+  private check(
+    name: string,
+    direction: CopyDirection,
+    address: bigint,
+    length: number,
+    what: string,
+    onFault?: (page: number, m: Mapping) => void,
+  ): Mapping | null {
+    this.copies++;
+    const m = length === 0 ? this.resolve(address, 1) : this.resolve(address, length);
+    if (!m) {
+      this.history.record({ kind: 'copy', name, direction, address, length, what, ok: false });
+      if (this.strict) {
+        throw new XencallError(
+          ErrorCodes.MOCK_STRICT,
+          `${name}: ${what} = 0x${address.toString(16)} (+${length} bytes) is not inside a hypercall buffer; allocate it with xc.allocBuffer() (Xen would return EFAULT)`,
+        );
+      }
+      return null;
+    }
+    const firstPage = Math.floor(Number(address - m.address) / XEN_PAGE_SIZE);
+    const lastPage = Math.floor((Number(address - m.address) + Math.max(length, 1) - 1) / XEN_PAGE_SIZE);
+    const fault = this.faults.check({ direction, op: name, address, length, buffer: m.address, firstPage, lastPage, seq: this.copies });
+    if (fault) {
+      this.history.record({ kind: 'fault', name, direction, address, page: fault.page, rule: fault.rule });
+      this.history.record({ kind: 'copy', name, direction, address, length, what, ok: false });
+      onFault?.(fault.page, m);
+      return null;
+    }
+    this.history.record({ kind: 'copy', name, direction, address, length, what, ok: true });
+    return m;
+  }
+
+  /** @internal Records a state change for assertions. */
+  effect(name: string, effect: string, detail: Record<string, unknown> = {}): void {
+    this.history.record({ kind: 'effect', name, effect, detail });
+  }
+
+  /** @internal An op the mock does not model: ENOSYS, or in strict mode a test-facing error. */
+  unmodelled(name: string, detail: string): bigint {
+    if (this.strict) {
+      throw new XencallError(ErrorCodes.MOCK_STRICT, `the mock hypervisor does not model ${detail} (${name}); Xen 4.17 may, but tests cannot rely on it here`);
+    }
+    return -BigInt(errnoNumber('ENOSYS'));
+  }
+
+  /** @internal Handles one hypercall. */
+  hypercall(op: number, args: readonly bigint[]): bigint {
+    this.calls++;
+    return dispatch(this, op, args);
+  }
+}
+
+/** A Backend on the mock hypervisor. */
+export class MockBackend implements Backend {
+  readonly kind = 'mock';
+  readonly fd = -1;
+  private closed = false;
+
+  constructor(readonly hypervisor: MockHypervisor) {}
+
+  hypercall(op: number, args: readonly bigint[]): bigint {
+    this.checkOpen();
+    if (args.length !== 5) throw new XencallError(ErrorCodes.VALIDATION, `a hypercall takes exactly five arguments at the backend, got ${args.length}`);
+    return this.hypervisor.hypercall(op, args);
+  }
+
+  async hypercallAsync(op: number, args: readonly bigint[]): Promise<bigint> {
+    return this.hypercall(op, args);
+  }
+
+  allocPages(pages: number): BackendPages {
+    this.checkOpen();
+    if (!Number.isInteger(pages) || pages < 1) throw new XencallError(ErrorCodes.VALIDATION, `pages must be a positive integer, got ${pages}`);
+    return this.hypervisor.map(this, pages);
+  }
+
+  freePages(mem: BackendPages): void {
+    this.checkOpen();
+    if (!this.hypervisor.unmap(mem.address)) {
+      throw new XencallError(ErrorCodes.BUFFER_FREED, `pages at 0x${mem.address.toString(16)} were already freed`);
+    }
+  }
+
+  buffersNeverFault(): boolean {
+    this.checkOpen();
+    return this.hypervisor.buffersNeverFaultMode;
+  }
+
+  touchPages(mem: BackendPages): void {
+    // Mock pages never move; touching is observable only as a no-op.
+    void mem;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.hypervisor.unmapAll(this);
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new XencallError(ErrorCodes.CLOSED, 'the mock backend was closed');
+  }
+}

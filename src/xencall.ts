@@ -1,0 +1,283 @@
+// The handle: libxencall's API (open, close, call0..call5, buffers, fd, buffers-never-fault) in
+// camelCase, promise-first with synchronous twins, and the typed calls. Everything here is
+// backend-agnostic: validation, classification, pristine inputs and retry sit above the Backend.
+
+import type { Backend } from './backend.js';
+import { BufferPool, type HypercallBuffer } from './buffers.js';
+import { ErrorCodes, ValidationError, XencallError } from './errors.js';
+import { handleOffsets } from './layout.js';
+import { XEN_PAGE_SIZE } from './hypercalls/numbers.js';
+import { classify } from './hypercalls/table.js';
+import { resolvePolicy, type RetryPolicy } from './retry/decide.js';
+import { driveAsync, driveSync, runHypercall, sleepSync, type CallPlan, type Program, type RunEnv } from './retry/runner.js';
+import { RetryStats, type OpCounters } from './retry/stats.js';
+import { bindTypedCalls, type TypedCalls, type TypedCallsSync } from './ops/index.js';
+
+/** libxencall's XENCALL_OPENFLAG_NON_REENTRANT: accepted for compatibility; JS is single-threaded per handle. */
+export const XENCALL_OPENFLAG_NON_REENTRANT = 1;
+const KNOWN_FLAGS = XENCALL_OPENFLAG_NON_REENTRANT;
+
+export interface OpenOptions {
+  /** The backend to use. Default: the privcmd backend (Linux dom0), loaded lazily. */
+  backend?: Backend;
+  /** libxencall open flags; unknown bits are rejected. */
+  flags?: number;
+  /** Retry policy overrides (see docs/retry.md). `{ maxAttempts: 1 }` turns retry off. */
+  retry?: Partial<RetryPolicy>;
+  /** Injectable waits for the backoff: the synchronous API blocks, the promise API awaits. */
+  sleep?: { sync?: (ms: number) => void; async?: (ms: number, signal?: AbortSignal) => Promise<void> };
+}
+
+export interface CallOptions {
+  /** Cancels the call between attempts (never in the middle of a hypercall). */
+  signal?: AbortSignal;
+}
+
+export type ArgValue = number | bigint;
+
+/** Opens a handle; the promise API's entry point. */
+export async function open(options: OpenOptions = {}): Promise<Xencall> {
+  const backend = options.backend ?? (await import('./backends/privcmd.js')).openPrivcmd();
+  return new Xencall(backend, options);
+}
+
+/** Opens a handle synchronously (the backend, if not given, is the privcmd one). */
+export function openSync(options: OpenOptions & { backend: Backend }): Xencall {
+  return new Xencall(options.backend, options);
+}
+
+export class Xencall {
+  readonly backend: Backend;
+  readonly policy: RetryPolicy;
+  /** Typed calls returning promises: xc.domctl.getdomaininfo({ domain: 0 }). */
+  readonly domctl: TypedCalls['domctl'];
+  readonly sysctl: TypedCalls['sysctl'];
+  readonly xen_version: TypedCalls['xen_version'];
+  readonly memory_op: TypedCalls['memory_op'];
+  readonly event_channel_op: TypedCalls['event_channel_op'];
+  /** The same typed calls, synchronous: xc.sync.domctl.getdomaininfo({ domain: 0 }). */
+  readonly sync: TypedCallsSync;
+
+  /** @internal */ readonly pool: BufferPool;
+  /** @internal */ readonly retryStats = new RetryStats();
+  private closed = false;
+  private readonly sleepSync: (ms: number) => void;
+  private readonly sleepAsync: ((ms: number, signal?: AbortSignal) => Promise<void>) | undefined;
+
+  constructor(backend: Backend, options: OpenOptions = {}) {
+    const flags = options.flags ?? 0;
+    if (!Number.isInteger(flags) || flags < 0 || (flags & ~KNOWN_FLAGS) !== 0) {
+      throw new ValidationError('flags', `unknown open flags 0x${flags.toString(16)} (known: XENCALL_OPENFLAG_NON_REENTRANT = 1)`);
+    }
+    this.backend = backend;
+    this.policy = resolvePolicy(options.retry);
+    this.pool = new BufferPool(backend);
+    this.sleepSync = options.sleep?.sync ?? sleepSync;
+    this.sleepAsync = options.sleep?.async;
+    const typed = bindTypedCalls(this);
+    this.domctl = typed.async.domctl;
+    this.sysctl = typed.async.sysctl;
+    this.xen_version = typed.async.xen_version;
+    this.memory_op = typed.async.memory_op;
+    this.event_channel_op = typed.async.event_channel_op;
+    this.sync = typed.sync;
+  }
+
+  /** libxencall's xencall_fd(): the privcmd descriptor (-1 for the mock). */
+  get fd(): number {
+    this.checkOpen();
+    return this.backend.fd;
+  }
+
+  /** libxencall's xencall_buffers_never_fault(). */
+  buffersNeverFault(): boolean {
+    this.checkOpen();
+    return this.backend.buffersNeverFault();
+  }
+
+  /** Closes the handle and frees every buffer. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.pool.drain();
+    } finally {
+      this.backend.close();
+    }
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  // ---- buffers ---------------------------------------------------------------------------
+
+  /** xencall_alloc_buffer(): `size` bytes of hypercall-safe memory, zeroed. */
+  allocBuffer(size: number): HypercallBuffer {
+    this.checkOpen();
+    return this.pool.alloc(size);
+  }
+
+  /** xencall_free_buffer(). */
+  freeBuffer(buf: HypercallBuffer): void {
+    this.checkOpen();
+    this.pool.free(buf);
+  }
+
+  /** xencall_alloc_buffer_pages(): `pages` whole pages. */
+  allocBufferPages(pages: number): HypercallBuffer {
+    this.checkOpen();
+    if (!Number.isInteger(pages) || pages < 1 || pages > 1 << 18) {
+      throw new ValidationError('pages', `must be an integer from 1 to ${1 << 18}, got ${pages}`);
+    }
+    return this.pool.alloc(pages * XEN_PAGE_SIZE);
+  }
+
+  /** xencall_free_buffer_pages(). */
+  freeBufferPages(buf: HypercallBuffer): void {
+    this.freeBuffer(buf);
+  }
+
+  // ---- raw calls -------------------------------------------------------------------------
+
+  /**
+   * Issues hypercall `op` with up to five arguments (missing ones are 0). Resolves with Xen's
+   * non-negative result as a bigint (all 64 bits); rejects with HypercallError otherwise. The
+   * call is classified against the table by reading its sub-op from the caller's buffers, and
+   * retried after EFAULT only where the table says it is safe.
+   */
+  hypercall(op: ArgValue, args: readonly ArgValue[] = [], options: CallOptions = {}): Promise<bigint> {
+    try {
+      return this.runAsync(this.rawProgram(op, args, options.signal), options.signal);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** The synchronous twin of hypercall(). */
+  hypercallSync(op: ArgValue, args: readonly ArgValue[] = []): bigint {
+    return this.runSync(this.rawProgram(op, args, undefined));
+  }
+
+  call0(op: ArgValue): Promise<bigint> {
+    return this.hypercall(op, []);
+  }
+  call1(op: ArgValue, a1: ArgValue): Promise<bigint> {
+    return this.hypercall(op, [a1]);
+  }
+  call2(op: ArgValue, a1: ArgValue, a2: ArgValue): Promise<bigint> {
+    return this.hypercall(op, [a1, a2]);
+  }
+  call3(op: ArgValue, a1: ArgValue, a2: ArgValue, a3: ArgValue): Promise<bigint> {
+    return this.hypercall(op, [a1, a2, a3]);
+  }
+  call4(op: ArgValue, a1: ArgValue, a2: ArgValue, a3: ArgValue, a4: ArgValue): Promise<bigint> {
+    return this.hypercall(op, [a1, a2, a3, a4]);
+  }
+  call5(op: ArgValue, a1: ArgValue, a2: ArgValue, a3: ArgValue, a4: ArgValue, a5: ArgValue): Promise<bigint> {
+    return this.hypercall(op, [a1, a2, a3, a4, a5]);
+  }
+  call0Sync(op: ArgValue): bigint {
+    return this.hypercallSync(op, []);
+  }
+  call1Sync(op: ArgValue, a1: ArgValue): bigint {
+    return this.hypercallSync(op, [a1]);
+  }
+  call2Sync(op: ArgValue, a1: ArgValue, a2: ArgValue): bigint {
+    return this.hypercallSync(op, [a1, a2]);
+  }
+  call3Sync(op: ArgValue, a1: ArgValue, a2: ArgValue, a3: ArgValue): bigint {
+    return this.hypercallSync(op, [a1, a2, a3]);
+  }
+  call4Sync(op: ArgValue, a1: ArgValue, a2: ArgValue, a3: ArgValue, a4: ArgValue): bigint {
+    return this.hypercallSync(op, [a1, a2, a3, a4]);
+  }
+  call5Sync(op: ArgValue, a1: ArgValue, a2: ArgValue, a3: ArgValue, a4: ArgValue, a5: ArgValue): bigint {
+    return this.hypercallSync(op, [a1, a2, a3, a4, a5]);
+  }
+
+  // ---- statistics ------------------------------------------------------------------------
+
+  /** Per-op counters: calls, attempts, EFAULTs, retries, recoveries, refusals, exhaustions. */
+  stats(): Record<string, OpCounters> {
+    return this.retryStats.snapshot();
+  }
+
+  resetStats(): void {
+    this.retryStats.reset();
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  /** @internal */
+  env(signal?: AbortSignal): RunEnv {
+    return { backend: this.backend, policy: this.policy, stats: this.retryStats, signal };
+  }
+
+  /** @internal Runs a program synchronously. */
+  runSync<T>(program: Program<T>): T {
+    this.checkOpen();
+    return driveSync(program, { backend: this.backend, sleep: this.sleepSync });
+  }
+
+  /** @internal Runs a program with the promise driver. */
+  runAsync<T>(program: Program<T>, signal?: AbortSignal): Promise<T> {
+    this.checkOpen();
+    return driveAsync(program, { backend: this.backend, sleep: this.sleepAsync, signal });
+  }
+
+  /** @internal */
+  checkOpen(): void {
+    if (this.closed) throw new XencallError(ErrorCodes.CLOSED, 'this xencall handle was closed; open a new one');
+  }
+
+  private rawProgram(op: ArgValue, args: readonly ArgValue[], signal: AbortSignal | undefined): Program<bigint> {
+    this.checkOpen();
+    const opNum = toU64('op', op);
+    if (opNum > 0xffffffffn) throw new ValidationError('op', `hypercall number ${opNum} is out of range`);
+    if (!Array.isArray(args) || args.length > 5) {
+      throw new ValidationError('args', `a hypercall takes at most five arguments, got ${Array.isArray(args) ? args.length : typeof args}`);
+    }
+    const regs = [0n, 0n, 0n, 0n, 0n];
+    args.forEach((a, i) => (regs[i] = toU64(`args[${i}]`, a)));
+    const c = classify(Number(opNum), regs, this.pool.reader);
+    const plan: CallPlan = {
+      op: Number(opNum),
+      args: regs,
+      subop: c.subop,
+      row: c.row,
+      decoded: c.decoded,
+      inputs: this.reachableBuffers(regs, c.row?.layout && c.payloadAddress !== undefined ? { layout: c.row.layout, at: c.payloadAddress } : undefined),
+    };
+    return runHypercall(plan, this.env(signal));
+  }
+
+  /** Buffers a call can read: those its arguments point into, and those its struct's handles point into. */
+  private reachableBuffers(args: readonly bigint[], payload: { layout: import('./layout.js').StructLayout; at: bigint } | undefined): HypercallBuffer[] {
+    const out = new Set<HypercallBuffer>();
+    for (const a of args) {
+      const b = this.pool.find(a);
+      if (b) out.add(b);
+    }
+    if (payload) {
+      const v = this.pool.reader(payload.at, payload.layout.size);
+      if (v) {
+        for (const off of handleOffsets(payload.layout)) {
+          const b = this.pool.find(v.getBigUint64(off, true));
+          if (b) out.add(b);
+        }
+      }
+    }
+    return [...out];
+  }
+}
+
+/** Accepts a non-negative integer below 2^64, or a negative one down to -2^63 (as C's cast would). */
+export function toU64(field: string, v: unknown): bigint {
+  if (typeof v === 'bigint') {
+    if (v >= -(1n << 63n) && v < 1n << 64n) return BigInt.asUintN(64, v);
+  } else if (typeof v === 'number' && Number.isSafeInteger(v)) {
+    return BigInt.asUintN(64, BigInt(v));
+  }
+  throw new ValidationError(field, `must be an integer (number or bigint) in the 64-bit range, got ${typeof v === 'bigint' ? `${v}n` : String(v)}`);
+}
