@@ -28,8 +28,8 @@ VERBOSE=0
 EXTRA_ENV=()
 
 usage() {
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-  exit 2
+  sed -n "2,14p" "${BASH_SOURCE[0]}" | sed "s/^# \{0,1\}//" >&2
+  exit "${1:-2}"
 }
 die_usage() { echo "xen-vm: $*" >&2; usage; }
 is_uint() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
@@ -42,7 +42,7 @@ while [ $# -gt 0 ]; do
     --no-hypercall-dev) NO_HYPERCALL_DEV=1; shift ;;
     --env) [ $# -ge 2 ] || die_usage "--env needs NAME=VALUE"; EXTRA_ENV+=("$2"); shift 2 ;;
     --verbose) VERBOSE=1; shift ;;
-    -h|--help) usage ;;
+    -h|--help) usage 0 ;;
     --) shift; break ;;
     *) die_usage "unknown option: $1 (the command goes after --)" ;;
   esac
@@ -306,6 +306,7 @@ mount9p xcrun "$XCVM_RUN_DIR" "" || fail "cannot mount the run dir share"
 exec >>"$XCVM_RUN_DIR/init.log" 2>&1
 mount9p xcnode /opt/xencall-node ",ro,cache=loose" || fail "cannot mount the node share"
 mount9p xcproj "$XCVM_PROJECT_DIR" ",cache=loose" || fail "cannot mount the project share"
+say "modules loaded, shares mounted"
 
 # node: the host's binary with its own glibc from the share. The loader is linked at
 # node's PT_INTERP path (/lib64/ld-linux-x86-64.so.2) and the libraries at Debian's
