@@ -87,12 +87,9 @@ export function* runHypercall(plan: CallPlan, env: RunEnv): Program<bigint> {
     const decision = decideRetry({ errno, attempt, row: plan.row, args: plan.decoded, buffersCanFault: canFault, policy });
 
     if (decision.action === 'retry' && pristine) {
-      if (env.signal?.aborted) {
-        throw new XencallError(ErrorCodes.ABORTED, `${statsKey}: aborted before re-issue ${attempt + 1}`, {
-          cause: failure(plan, errno, attempt, decision),
-        });
-      }
-      counters.retries++;
+      const aborted = () =>
+        new XencallError(ErrorCodes.ABORTED, `${statsKey}: aborted before re-issue ${attempt + 1}`, { cause: failure(plan, errno, attempt, decision) });
+      if (env.signal?.aborted) throw aborted();
       if (retryChannel.hasSubscribers) {
         retryChannel.publish({ name, op: plan.op, subop: plan.subop, attempt, errno, errnoName: errnoNameOf(errno), delayMs: decision.delayMs });
       }
@@ -100,7 +97,12 @@ export function* runHypercall(plan: CallPlan, env: RunEnv): Program<bigint> {
         p.buffer.bytes.set(p.bytes);
         backend.touchPages(p.buffer.live());
       }
-      if (decision.delayMs > 0) yield { type: 'sleep', ms: decision.delayMs };
+      if (decision.delayMs > 0) {
+        yield { type: 'sleep', ms: decision.delayMs };
+        // The wait is where a caller's abort lands; never re-issue after it.
+        if (env.signal?.aborted) throw aborted();
+      }
+      counters.retries++;
       continue;
     }
 

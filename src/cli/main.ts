@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+// The xencall command line, for toolstack shell scripts. Every command takes --json for
+// machine-readable output and --backend mock|privcmd (default privcmd); exit codes: 0 success,
+// 1 a hypercall or runtime failure, 2 bad usage.
+
+import { parseArgs } from 'node:util';
+import { XencallError } from '../errors.js';
+import { runTable } from './table.js';
+import { runDemo } from './demo.js';
+import { runCall, runDomains, runInfo } from './commands.js';
+
+const USAGE = `usage: xencall <command> [options]
+
+commands:
+  info         Xen version, capabilities and physinfo
+  domains      one row per domain (what \`xl list\` shows that the hypervisor knows)
+  table        the retry table: every hypercall and sub-op, its verdict and why
+  call OP [A1..A5]  a raw hypercall (numbers, or names like domctl); prints the result
+  demo         a scripted save/restore-like scenario on the mock hypervisor under injected
+               copy faults: what was retried, what was refused and why
+
+options:
+  --json            machine-readable output
+  --markdown        (table) as a Markdown document
+  --backend NAME    privcmd (default) or mock
+  --seed N          (demo, mock) seed of the fault generator (default 1)
+  --fault-rate R    (demo) probability that any other guest copy faults (default 0.001)
+  -h, --help        this text
+`;
+
+export interface CliIO {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+export async function main(argv: string[], io: CliIO = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        json: { type: 'boolean', default: false },
+        markdown: { type: 'boolean', default: false },
+        backend: { type: 'string', default: 'privcmd' },
+        seed: { type: 'string', default: '1' },
+        'fault-rate': { type: 'string', default: '0.001' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (e) {
+    io.err(`xencall: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [command, ...rest] = positionals;
+  if (values.help || !command) {
+    (values.help ? io.out : io.err)(USAGE);
+    return values.help ? 0 : 2;
+  }
+  if (values.backend !== 'privcmd' && values.backend !== 'mock') {
+    io.err(`xencall: --backend must be privcmd or mock, got "${values.backend}"\n`);
+    return 2;
+  }
+  const seed = Number(values.seed);
+  const rate = Number(values['fault-rate']);
+  if (!Number.isInteger(seed) || !(rate >= 0 && rate <= 1)) {
+    io.err('xencall: --seed must be an integer and --fault-rate a number from 0 to 1\n');
+    return 2;
+  }
+  const opts = { json: values.json, markdown: values.markdown, backend: values.backend, seed, rate };
+  try {
+    switch (command) {
+      case 'table':
+        return runTable(opts, io);
+      case 'demo':
+        return await runDemo(opts, io);
+      case 'info':
+        return await runInfo(opts, io);
+      case 'domains':
+        return await runDomains(opts, io);
+      case 'call':
+        return await runCall(rest, opts, io);
+      default:
+        io.err(`xencall: unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (e) {
+    if (e instanceof XencallError) {
+      if (opts.json) io.out(`${JSON.stringify({ error: { code: e.code, message: e.message, ...errorFields(e) } })}\n`);
+      io.err(`xencall ${command}: ${e.code}: ${e.message}\n`);
+      return e.code === 'XEN_ERR_VALIDATION' ? 2 : 1;
+    }
+    throw e;
+  }
+}
+
+function errorFields(e: XencallError): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of ['errnoName', 'errno', 'opName', 'attempts', 'verdict', 'reason', 'recovery', 'field'] as const) {
+    const v = (e as unknown as Record<string, unknown>)[k];
+    if (v !== undefined && v !== null) out[k] = v;
+  }
+  return out;
+}
+
+const isMain = process.argv[1] && /cli\.(c?js|ts)$|main\.ts$/.test(process.argv[1]);
+if (isMain) {
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (e) => {
+      process.stderr.write(`xencall: internal error: ${(e as Error).stack ?? e}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

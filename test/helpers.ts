@@ -1,0 +1,39 @@
+// Test helpers: a comparable snapshot of the mock's world, and small shorthands.
+
+import { open, type Xencall } from '../src/index.js';
+import type { OpenOptions } from '../src/xencall.js';
+import { MockHypervisor, type MockHypervisorOptions } from '../src/testing/index.js';
+
+/** Everything about the mock's world a hypercall could change, as plain comparable data. */
+export function worldState(hv: MockHypervisor): unknown {
+  return {
+    domains: hv.sortedDomains().map((d) => ({
+      domid: d.domid,
+      handle: Buffer.from(d.handle).toString('hex'),
+      pause: d.controllerPauseCount,
+      dying: d.dying,
+      maxPages: d.maxPages.toString(),
+      totPages: d.totPages,
+      maxVcpus: d.maxVcpus,
+      shadowMb: d.shadowMb,
+      logDirty: {
+        enabled: d.logDirty.enabled,
+        bitmap: Buffer.from(d.logDirty.bitmap).toString('base64'),
+        faultCount: d.logDirty.faultCount,
+        dirtyCount: d.logDirty.dirtyCount,
+      },
+      evtchns: [...d.evtchns].map(([p, c]) => [p, c.state, c.pending]),
+    })),
+    console: { prod: hv.console.prod, cons: hv.console.cons },
+  };
+}
+
+/** A mock hypervisor and a handle on it; retry tuned to never sleep. */
+export async function mockHandle(options: MockHypervisorOptions = {}, open_: Partial<OpenOptions> = {}): Promise<{ hv: MockHypervisor; xc: Xencall }> {
+  const hv = new MockHypervisor({ strict: true, ...options });
+  const xc = await open({ backend: hv.backend(), sleep: { sync: () => {}, async: async () => {} }, ...open_ });
+  return { hv, xc };
+}
+
+export const UUID_A = '0a0a0a0a-1111-4222-8333-444444444444';
+export const UUID_B = '0b0b0b0b-1111-4222-8333-444444444444';
