@@ -411,7 +411,11 @@ export const XEN_DOMCTL_PFINFO = {
   LTAB_MASK: 0xf0000000,
 } as const;
 
-/** memory.h: memory_op's cmd carries the op in its low bits and a continuation start above. */
+/**
+ * memory_op's cmd carries the op in its low bits and a continuation start above. Not in the
+ * public headers: Xen's own xen/include/xen/hypercall.h defines them (and says they are not a
+ * formal part of the interface); test/abi-probe.test.ts pins the values.
+ */
 export const MEMOP_EXTENT_SHIFT = 6;
 export const MEMOP_CMD_MASK = (1 << MEMOP_EXTENT_SHIFT) - 1;
 

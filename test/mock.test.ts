@@ -1,0 +1,179 @@
+// The mock hypervisor itself: Xen's quirks and limits, strict mode, the fault plan's rules and
+// determinism, and the call history.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ErrorCodes, HypercallError, XencallError, encode, numbers, structs } from '../src/index.js';
+import { MockHypervisor, MAX_CONTROLLER_PAUSE_COUNT } from '../src/testing/index.js';
+import { mockHandle, UUID_A } from './helpers.js';
+
+const { HYPERCALL, DOMCTL, SYSCTL, XEN_DOMCTL_INTERFACE_VERSION } = numbers;
+
+describe('mock hypervisor: Xen behaviour', () => {
+  it("getdomaininfo answers for the next domain at or above the id (Xen's quirk); the typed call refuses that", async () => {
+    const { hv, xc } = await mockHandle();
+    hv.addDomain({ domid: 7 });
+    const buf = xc.allocBuffer(structs.xen_domctl.size);
+    encode(structs.xen_domctl, buf.view(), 0, { cmd: DOMCTL.getdomaininfo, interface_version: XEN_DOMCTL_INTERFACE_VERSION, domain: 3 });
+    await xc.hypercall(HYPERCALL.domctl, [buf.address]);
+    assert.equal(buf.view().getUint16(8, true), 7, 'raw: op->domain rewritten to the next domain');
+    await assert.rejects(xc.domctl.getdomaininfo({ domain: 3 }), (e: unknown) => e instanceof HypercallError && e.errnoName === 'ESRCH' && /next one/.test(e.message));
+    await assert.rejects(xc.domctl.getdomaininfo({ domain: 8 }), (e: unknown) => e instanceof HypercallError && e.errnoName === 'ESRCH');
+    xc.close();
+  });
+
+  it('checks the domctl and sysctl interface versions (-EACCES)', async () => {
+    const { xc } = await mockHandle();
+    for (const [op, cmd, layout] of [
+      [HYPERCALL.domctl, DOMCTL.getdomaininfo, structs.xen_domctl],
+      [HYPERCALL.sysctl, SYSCTL.physinfo, structs.xen_sysctl],
+    ] as const) {
+      const buf = xc.allocBuffer(layout.size);
+      buf.view().setUint32(0, cmd, true);
+      buf.view().setUint32(4, 0x14, true);
+      await assert.rejects(xc.hypercall(op, [buf.address]), (e: unknown) => e instanceof HypercallError && e.errnoName === 'EACCES');
+    }
+    xc.close();
+  });
+
+  it('caps the controller pause count at 255 (-EOVERFLOW) and refuses to unpause below 0 (-EINVAL)', async () => {
+    const { hv, xc } = await mockHandle();
+    hv.addDomain({ domid: 2 });
+    for (let i = 0; i < MAX_CONTROLLER_PAUSE_COUNT; i++) xc.sync.domctl.pausedomain({ domain: 2 });
+    assert.throws(() => xc.sync.domctl.pausedomain({ domain: 2 }), (e: unknown) => e instanceof HypercallError && e.errnoName === 'EOVERFLOW');
+    for (let i = 0; i < MAX_CONTROLLER_PAUSE_COUNT; i++) xc.sync.domctl.unpausedomain({ domain: 2 });
+    assert.throws(() => xc.sync.domctl.unpausedomain({ domain: 2 }), (e: unknown) => e instanceof HypercallError && e.errnoName === 'EINVAL');
+    xc.close();
+  });
+
+  it('createdomain leaves the new domain paused, with the handle asked for; an explicit id in use is -EEXIST', async () => {
+    const { hv, xc } = await mockHandle();
+    const { domid } = await xc.domctl.createdomain({ handle: UUID_A, max_vcpus: 3 });
+    const info = await xc.domctl.getdomaininfo({ domain: domid });
+    assert.equal(info.handle, UUID_A);
+    assert.equal(info.paused, true);
+    assert.equal(info.max_vcpu_id, 2);
+    assert.equal(hv.domain(domid)!.controllerPauseCount, 1);
+    await assert.rejects(xc.domctl.createdomain({ domain: domid, handle: UUID_A }), (e: unknown) => e instanceof HypercallError && e.errnoName === 'EEXIST');
+    xc.close();
+  });
+
+  it('readconsole: incremental reads from an index, clear moves the consumer', async () => {
+    const { hv, xc } = await mockHandle({ consoleText: 'abc' });
+    const first = await xc.sysctl.readconsole({});
+    assert.equal(first.text, 'abc');
+    hv.console.write('def');
+    const inc = await xc.sysctl.readconsole({ incremental: true, index: first.index });
+    assert.equal(inc.text, 'def');
+    await xc.sysctl.readconsole({ clear: true });
+    assert.equal(hv.console.unread(), '');
+    assert.equal((await xc.sysctl.readconsole({})).text, '');
+    xc.close();
+  });
+
+  it('shadow_op CLEAN returns and clears the dirty bitmap; PEEK leaves it', async () => {
+    const { hv, xc } = await mockHandle();
+    const d = hv.addDomain({ domid: 4, totPages: 64 });
+    await xc.domctl.shadow_op.enable_logdirty({ domain: 4 });
+    d.writePage(1);
+    d.writePage(63);
+    const peek = await xc.domctl.shadow_op.peek({ domain: 4, pages: 64n });
+    assert.deepEqual([peek.bitmap[0], peek.bitmap[7], peek.dirty_count], [0b10, 0x80, 2]);
+    const clean = await xc.domctl.shadow_op.clean({ domain: 4, pages: 64n });
+    assert.deepEqual([clean.bitmap[0], clean.bitmap[7]], [0b10, 0x80]);
+    const after = await xc.domctl.shadow_op.peek({ domain: 4, pages: 64n });
+    assert.ok(after.bitmap.every((x) => x === 0));
+    xc.close();
+  });
+
+  it('event channels: alloc_unbound hands out the lowest free port; status reports it; close frees it', async () => {
+    const { hv, xc } = await mockHandle();
+    hv.addDomain({ domid: 6 });
+    const a = await xc.event_channel_op.alloc_unbound({ dom: 0, remote_dom: 6 });
+    const b = await xc.event_channel_op.alloc_unbound({ dom: 0, remote_dom: 6 });
+    assert.deepEqual([a.port, b.port], [1, 2]);
+    assert.deepEqual(await xc.event_channel_op.status({ dom: 0, port: 2 }), { port: 2, status: 'unbound', vcpu: 0, remote_dom: 6 });
+    await xc.event_channel_op.close({ port: 1 });
+    assert.equal((await xc.event_channel_op.status({ dom: 0, port: 1 })).status, 'closed');
+    await assert.rejects(xc.event_channel_op.close({ port: 1 }), (e: unknown) => e instanceof HypercallError && e.errnoName === 'EINVAL');
+    xc.close();
+  });
+});
+
+describe('mock hypervisor: strict mode fails closed', () => {
+  it('names the argument that points outside the hypercall buffers', async () => {
+    const { xc } = await mockHandle({ strict: true });
+    await assert.rejects(xc.call2(HYPERCALL.xen_version, 1, 0xdead000n), (e: unknown) => e instanceof XencallError && e.code === ErrorCodes.MOCK_STRICT && /arg1 \(xen_extraversion_t\) = 0xdead000/.test(e.message));
+    xc.close();
+  });
+
+  it('names an op it does not model; without strict it is -ENOSYS like an unknown op', async () => {
+    const strict = await mockHandle({ strict: true });
+    await assert.rejects(strict.xc.call1(HYPERCALL.kexec_op, 0), (e: unknown) => e instanceof XencallError && e.code === ErrorCodes.MOCK_STRICT && /kexec_op/.test(e.message));
+    strict.xc.close();
+    const lax = await mockHandle({ strict: false });
+    await assert.rejects(lax.xc.call1(HYPERCALL.kexec_op, 0), (e: unknown) => e instanceof HypercallError && e.errnoName === 'ENOSYS');
+    await assert.rejects(lax.xc.call2(HYPERCALL.xen_version, 1, 0xdead000n), (e: unknown) => e instanceof HypercallError && e.errnoName === 'EFAULT');
+    lax.xc.close();
+  });
+});
+
+describe('mock hypervisor: fault plan and history', () => {
+  it('faults the nth matching copy, by direction and op, and a buffer page rule only on that page', async () => {
+    const { hv, xc } = await mockHandle();
+    const r = hv.faults.inject({ op: 'sysctl.physinfo', direction: 'out', nth: 2 });
+    await xc.sysctl.physinfo();
+    assert.equal(r.fired, 0, 'the first copy-out passes');
+    await xc.sysctl.physinfo();
+    assert.equal(r.fired, 1);
+    const big = xc.allocBufferPages(3);
+    const pageRule = hv.faults.inject({ buffer: big, page: 2, times: Infinity });
+    await xc.call2(HYPERCALL.xen_version, 1, big.address); // page 0: fine
+    assert.equal(pageRule.fired, 0);
+    await assert.rejects(xc.call2(HYPERCALL.xen_version, 1, big.address + 2n * 4096n));
+    assert.ok(pageRule.fired >= 1);
+    xc.close();
+  });
+
+  it('a copy-out that faults on a later page leaves the earlier pages written, as copy_to_user does', async () => {
+    const hv = new MockHypervisor();
+    const b = hv.backend();
+    const mem = b.allocPages(2);
+    hv.faults.inject({ buffer: mem.address, page: 1 });
+    const ok = hv.copyToGuest('test', mem.address + 4000n, new Uint8Array(200).fill(7), 'span');
+    assert.equal(ok, false);
+    assert.equal(mem.bytes[4095], 7, 'bytes before the faulting page were written');
+    assert.equal(mem.bytes[4096], 0, 'bytes on the faulting page were not');
+  });
+
+  it('random faults are deterministic for a seed', async () => {
+    const run = async (seed: number) => {
+      const { hv, xc } = await mockHandle({}, { retry: { maxAttempts: 1 } });
+      hv.faults.random({ rate: 0.3, seed });
+      const outcomes: string[] = [];
+      for (let i = 0; i < 40; i++) outcomes.push(await xc.sysctl.physinfo().then(() => 'ok', (e: HypercallError) => e.errnoName));
+      xc.close();
+      return outcomes.join(',');
+    };
+    assert.equal(await run(42), await run(42));
+    assert.notEqual(await run(42), await run(43));
+    assert.match(await run(42), /EFAULT/);
+  });
+
+  it('assertAllFired catches a scripted fault the scenario never reached', async () => {
+    const { hv, xc } = await mockHandle();
+    hv.faults.inject({ op: 'domctl.createdomain', label: 'never reached' });
+    await xc.sysctl.physinfo();
+    assert.throws(() => hv.faults.assertAllFired(), /never reached/);
+    xc.close();
+  });
+
+  it('records calls, copies, faults, effects and returns in order', async () => {
+    const { hv, xc } = await mockHandle();
+    hv.faults.inject({ op: 'domctl.createdomain', direction: 'out' });
+    await assert.rejects(xc.domctl.createdomain({ handle: UUID_A }));
+    const kinds = hv.history.all().map((e) => `${e.kind}${e.kind === 'copy' ? `:${e.direction}:${e.ok}` : e.kind === 'effect' ? `:${e.effect}` : ''}`);
+    assert.deepEqual(kinds, ['call', 'copy:in:true', 'effect:domain.created', 'fault', 'copy:out:false', 'return']);
+    xc.close();
+  });
+});
