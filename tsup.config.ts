@@ -4,14 +4,16 @@ import { defineConfig } from 'tsup';
 // ESM and CJS are both emitted; koffi stays external so it is only required at run time,
 // by the one module that loads it lazily.
 export default defineConfig({
-  entry: { index: 'src/index.ts', testing: 'src/testing/index.ts', cli: 'src/cli/main.ts' },
+  entry: { index: 'src/index.ts', testing: 'src/testing/index.ts', cli: 'src/cli/bin.ts' },
   format: ['esm', 'cjs'],
   dts: { entry: { index: 'src/index.ts', testing: 'src/testing/index.ts' } },
   target: 'node20',
   platform: 'node',
   sourcemap: true,
   clean: true,
-  splitting: false,
+  // Shared chunks, so index and testing share one copy of the error classes (instanceof works).
+  splitting: true,
   external: ['koffi'],
-  banner: ({ format }) => (format === 'esm' ? {} : {}),
+  // import.meta.url (used to load koffi lazily) needs a shim in the CJS build.
+  shims: true,
 });

@@ -3,7 +3,7 @@
 // the typed calls' per-call buffers cost no mmap.
 
 import type { Backend, BackendPages } from './backend.js';
-import { ErrorCodes, XencallError } from './errors.js';
+import { ErrorCodes, ValidationError, XencallError, describeValue } from './errors.js';
 import { XEN_PAGE_SIZE } from './hypercalls/numbers.js';
 
 export class HypercallBuffer {
@@ -76,7 +76,7 @@ export class BufferPool {
 
   alloc(size: number): HypercallBuffer {
     if (!Number.isInteger(size) || size < 1 || size > 1 << 30) {
-      throw new XencallError(ErrorCodes.VALIDATION, `buffer size must be an integer from 1 to 2^30 bytes, got ${size}`);
+      throw new ValidationError('size', `must be an integer from 1 to 2^30 bytes, got ${describeValue(size)}`);
     }
     const pages = Math.ceil(size / XEN_PAGE_SIZE);
     let mem = pages <= CACHED_MAX_PAGES ? this.cache[pages]!.pop() : undefined;

@@ -132,3 +132,11 @@ export function errnoNumber(name: string): number {
 export function isErrorResult(result: bigint): boolean {
   return result < 0n && result >= -4095n;
 }
+
+/** A short description of any value, even one whose toString throws. */
+export function describeValue(v: unknown): string {
+  if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
+  if (v === null || typeof v !== 'object') return String(v);
+  return Array.isArray(v) ? 'an array' : 'an object';
+}

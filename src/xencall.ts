@@ -4,7 +4,7 @@
 
 import type { Backend } from './backend.js';
 import { BufferPool, type HypercallBuffer } from './buffers.js';
-import { ErrorCodes, ValidationError, XencallError } from './errors.js';
+import { ErrorCodes, ValidationError, XencallError, describeValue } from './errors.js';
 import { handleOffsets } from './layout.js';
 import { XEN_PAGE_SIZE } from './hypercalls/numbers.js';
 import { classify } from './hypercalls/table.js';
@@ -67,7 +67,7 @@ export class Xencall {
   constructor(backend: Backend, options: OpenOptions = {}) {
     const flags = options.flags ?? 0;
     if (!Number.isInteger(flags) || flags < 0 || (flags & ~KNOWN_FLAGS) !== 0) {
-      throw new ValidationError('flags', `unknown open flags 0x${flags.toString(16)} (known: XENCALL_OPENFLAG_NON_REENTRANT = 1)`);
+      throw new ValidationError('flags', `unknown open flags ${describeValue(flags)} (known: XENCALL_OPENFLAG_NON_REENTRANT = 1)`);
     }
     this.backend = backend;
     this.policy = resolvePolicy(options.retry);
@@ -128,7 +128,7 @@ export class Xencall {
   allocBufferPages(pages: number): HypercallBuffer {
     this.checkOpen();
     if (!Number.isInteger(pages) || pages < 1 || pages > 1 << 18) {
-      throw new ValidationError('pages', `must be an integer from 1 to ${1 << 18}, got ${pages}`);
+      throw new ValidationError('pages', `must be an integer from 1 to ${1 << 18}, got ${describeValue(pages)}`);
     }
     return this.pool.alloc(pages * XEN_PAGE_SIZE);
   }
@@ -279,5 +279,5 @@ export function toU64(field: string, v: unknown): bigint {
   } else if (typeof v === 'number' && Number.isSafeInteger(v)) {
     return BigInt.asUintN(64, BigInt(v));
   }
-  throw new ValidationError(field, `must be an integer (number or bigint) in the 64-bit range, got ${typeof v === 'bigint' ? `${v}n` : String(v)}`);
+  throw new ValidationError(field, `must be an integer (number or bigint) in the 64-bit range, got ${describeValue(v)}`);
 }

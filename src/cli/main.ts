@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // The xencall command line, for toolstack shell scripts. Every command takes --json for
 // machine-readable output and --backend mock|privcmd (default privcmd); exit codes: 0 success,
 // 1 a hypercall or runtime failure, 2 bad usage.
@@ -102,15 +101,4 @@ function errorFields(e: XencallError): Record<string, unknown> {
     if (v !== undefined && v !== null) out[k] = v;
   }
   return out;
-}
-
-const isMain = process.argv[1] && /cli\.(c?js|ts)$|main\.ts$/.test(process.argv[1]);
-if (isMain) {
-  main(process.argv.slice(2)).then(
-    (code) => (process.exitCode = code),
-    (e) => {
-      process.stderr.write(`xencall: internal error: ${(e as Error).stack ?? e}\n`);
-      process.exitCode = 1;
-    },
-  );
 }
