@@ -16,7 +16,13 @@ export const TYPED_OPS = {
   event_channel_op: EVENT_CHANNEL_OPS,
 };
 
-type ArgsOf<T> = T extends TypedOp<infer S, unknown> ? (S extends { _zod: { input: infer I } } ? I : never) : never;
+/**
+ * What a caller may pass: the parsed argument type with 64-bit fields also accepting numbers and
+ * handles also accepting UUID strings. Fields are optional in the type; the row's zod schema
+ * decides at run time which are required and fills defaults.
+ */
+type Widen<V> = V extends bigint ? bigint | number : V extends Uint8Array ? Uint8Array | string : V extends (infer E)[] ? Widen<E>[] : V;
+type ArgsOf<T> = T extends TypedOp<infer S, unknown> ? (S extends { _zod: { output: infer O } } ? { [K in keyof O]?: Widen<O[K]> } : never) : never;
 type ResultOf<T> = T extends { run: (...a: never[]) => Program<infer R> } ? R : never;
 
 type AsyncTree<T> = {
