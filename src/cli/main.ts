@@ -7,6 +7,7 @@ import { XencallError } from '../errors.js';
 import { runTable } from './table.js';
 import { runDemo } from './demo.js';
 import { runCall, runDomains, runInfo } from './commands.js';
+import { runSaveRestore } from './saverestore.js';
 
 const USAGE = `usage: xencall <command> [options]
 
@@ -15,15 +16,22 @@ commands:
   domains      one row per domain (what \`xl list\` shows that the hypervisor knows)
   table        the retry table: every hypercall and sub-op, its verdict and why
   call OP [A1..A5]  a raw hypercall (numbers, or names like domctl); prints the result
-  demo         a scripted save/restore-like scenario on the mock hypervisor under injected
-               copy faults: what was retried, what was refused and why
+  demo         a scripted toolstack scenario on the mock hypervisor under injected copy
+               faults: what was retried, what was refused and why
+  saverestore  the live-migration loop on the mock (--backend mock): a guest that keeps
+               writing, faults in CLEAN, and a byte-for-byte comparison at the end
 
 options:
   --json            machine-readable output
   --markdown        (table) as a Markdown document
   --backend NAME    privcmd (default) or mock
   --seed N          (demo, mock) seed of the fault generator (default 1)
-  --fault-rate R    (demo) probability that any other guest copy faults (default 0.001)
+  --fault-rate R    (demo) probability that any other guest copy faults (default 0.001);
+                    (saverestore) that a copy of CLEAN or its continuation faults (default 0.05)
+  --pages N         (saverestore) guest pages (default 70000)
+  --strategy S      (saverestore) after a failed CLEAN: merge (default), all-dirty, or naive
+                    (a plain re-issue, to show the pages it loses)
+  --no-progress     (saverestore) no progress bar
   -h, --help        this text
 `;
 
@@ -43,7 +51,10 @@ export async function main(argv: string[], io: CliIO = { out: (s) => process.std
         markdown: { type: 'boolean', default: false },
         backend: { type: 'string', default: 'privcmd' },
         seed: { type: 'string', default: '1' },
-        'fault-rate': { type: 'string', default: '0.001' },
+        'fault-rate': { type: 'string' },
+        pages: { type: 'string', default: '70000' },
+        strategy: { type: 'string', default: 'merge' },
+        'no-progress': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -62,7 +73,7 @@ export async function main(argv: string[], io: CliIO = { out: (s) => process.std
     return 2;
   }
   const seed = Number(values.seed);
-  const rate = Number(values['fault-rate']);
+  const rate = Number(values['fault-rate'] ?? (command === 'saverestore' ? '0.05' : '0.001'));
   if (!Number.isInteger(seed) || !(rate >= 0 && rate <= 1)) {
     io.err('xencall: --seed must be an integer and --fault-rate a number from 0 to 1\n');
     return 2;
@@ -80,6 +91,15 @@ export async function main(argv: string[], io: CliIO = { out: (s) => process.std
         return await runDomains(opts, io);
       case 'call':
         return await runCall(rest, opts, io);
+      case 'saverestore': {
+        const pages = Number(values.pages);
+        const strategy = values.strategy as 'merge' | 'all-dirty' | 'naive';
+        if (!Number.isInteger(pages) || pages < 1 || pages > 1 << 22 || !['merge', 'all-dirty', 'naive'].includes(strategy)) {
+          io.err('xencall saverestore: --pages must be an integer from 1 to 4194304 and --strategy merge, all-dirty or naive\n');
+          return 2;
+        }
+        return await runSaveRestore({ ...opts, pages, strategy, progress: !values['no-progress'] && Boolean(process.stderr.isTTY) }, io);
+      }
       default:
         io.err(`xencall: unknown command "${command}"\n\n${USAGE}`);
         return 2;

@@ -212,3 +212,108 @@ export const evtchn_status = defineStruct('struct evtchn_status', 24, {
   remote_dom: cnamed(u16(16), 'u.interdomain.dom'),
   remote_port: cnamed(u32(20), 'u.interdomain.port'),
 });
+
+// ---- layouts read by per-mode rows and conditions (rows/*.ts) -------------------------------
+
+export const xen_domctl_vm_event_op = defineStruct('struct xen_domctl_vm_event_op', 12, {
+  op: u32(0),
+  mode: u32(4),
+  port: cnamed(u32(8), 'u.enable.port'),
+});
+
+export const xen_domctl_monitor_op = defineStruct('struct xen_domctl_monitor_op', 24, {
+  op: u32(0),
+  event: u32(4),
+});
+
+export const xen_domctl_vmtrace_op = defineStruct('struct xen_domctl_vmtrace_op', 24, {
+  cmd: u32(0),
+  vcpu: u32(4),
+  key: u64(8),
+  value: u64(16),
+});
+
+export const xen_sysctl_tbuf_op = defineStruct('struct xen_sysctl_tbuf_op', 48, {
+  cmd: u32(0),
+  cpu_mask: struct(8, xenctl_bitmap),
+  evt_mask: u32(24),
+  buffer_mfn: u64(32),
+  size: u32(40),
+});
+
+export const xen_sysctl_perfc_op = defineStruct('struct xen_sysctl_perfc_op', 32, {
+  cmd: u32(0),
+  nr_counters: u32(4),
+  nr_vals: u32(8),
+  desc: handle(16),
+  val: handle(24),
+});
+
+export const xen_sysctl_debug_keys = defineStruct('struct xen_sysctl_debug_keys', 16, {
+  keys: handle(0),
+  nr_keys: u32(8),
+});
+
+export const xen_sysctl_pm_op = defineStruct('struct xen_sysctl_pm_op', 128, {
+  cmd: u32(0),
+  cpuid: u32(4),
+});
+
+export const xen_sysctl_cpupool_op = defineStruct('struct xen_sysctl_cpupool_op', 40, {
+  op: u32(0),
+  cpupool_id: u32(4),
+  sched_id: u32(8),
+  domid: u32(12),
+  cpu: u32(16),
+  n_dom: u32(20),
+  cpumap: struct(24, xenctl_bitmap),
+});
+
+export const xen_sysctl_livepatch_op = defineStruct('struct xen_sysctl_livepatch_op', 72, {
+  cmd: u32(0),
+  pad: u32(4),
+});
+
+export const xen_add_to_physmap = defineStruct('struct xen_add_to_physmap', 24, {
+  domid: u16(0),
+  size: u16(2),
+  space: u32(4),
+  idx: u64(8),
+  gpfn: u64(16),
+});
+
+export const xen_add_to_physmap_batch = defineStruct('struct xen_add_to_physmap_batch', 32, {
+  domid: u16(0),
+  space: u16(2),
+  size: u16(4),
+  foreign_domid: cnamed(u16(6), 'u.foreign_domid'),
+  idxs: handle(8),
+  gpfns: handle(16),
+  errs: handle(24),
+});
+
+export const xen_mem_paging_op = defineStruct('struct xen_mem_paging_op', 24, {
+  op: u8(0),
+  domain: u16(2),
+  buffer: handle(8),
+  gfn: u64(16),
+});
+
+export const xen_hvm_altp2m_op = defineStruct('struct xen_hvm_altp2m_op', 80, {
+  version: u32(0),
+  cmd: u32(4),
+  domain: u16(8),
+  pad1: u16(10),
+  pad2: u32(12),
+});
+
+export const physdev_map_pirq = defineStruct('struct physdev_map_pirq', 40, {
+  domid: u16(0),
+  type: i32(4),
+  index: i32(8),
+  pirq: i32(12),
+  bus: i32(16),
+  devfn: i32(20),
+  entry_nr: i32(24),
+  table_base: u64(32),
+});

@@ -4,9 +4,17 @@
 import { decode } from '../layout.js';
 import { HYPERCALLS, hypercallByNumber, type HypercallName, type HypercallSpec } from './hypercalls.js';
 import type { Row } from './row.js';
+import { DM_OP_ROWS } from './rows/dm-op.js';
 import { DOMCTL_ROWS } from './rows/domctl.js';
+import { EVENT_CHANNEL_ROWS } from './rows/event-channel.js';
+import { GRANT_TABLE_ROWS } from './rows/grant-table.js';
+import { HVM_OP_ROWS } from './rows/hvm-op.js';
+import { MEMORY_OP_ROWS } from './rows/memory-op.js';
+import { NO_SUBOP_ROWS } from './rows/no-subops.js';
+import { PHYSDEV_OP_ROWS } from './rows/physdev-op.js';
+import { SCHED_OP_ROWS } from './rows/sched-op.js';
+import { CONSOLE_IO_ROWS, XEN_VERSION_ROWS } from './rows/small.js';
 import { SYSCTL_ROWS } from './rows/sysctl.js';
-import { EVENT_CHANNEL_ROWS, MEMORY_OP_ROWS, XEN_VERSION_ROWS } from './rows/small.js';
 
 export const TABLE: readonly Row[] = Object.freeze([
   ...XEN_VERSION_ROWS,
@@ -14,6 +22,13 @@ export const TABLE: readonly Row[] = Object.freeze([
   ...SYSCTL_ROWS,
   ...MEMORY_OP_ROWS,
   ...EVENT_CHANNEL_ROWS,
+  ...GRANT_TABLE_ROWS,
+  ...SCHED_OP_ROWS,
+  ...HVM_OP_ROWS,
+  ...PHYSDEV_OP_ROWS,
+  ...DM_OP_ROWS,
+  ...CONSOLE_IO_ROWS,
+  ...NO_SUBOP_ROWS,
 ]);
 
 const byName = new Map<string, Row>();
@@ -71,7 +86,9 @@ export function classify(op: number, args: readonly bigint[], read: MemoryReader
     return none; // dm_op rows carry no layout; the table keeps raw dm_op unclassified.
   }
 
-  const rows = bySubop.get(subopKey(hypercall.number, subop));
+  // A hypercall whose sub-ops the table does not list one by one has a single row for all of
+  // them (platform_op, vcpu_op, kexec_op, ...): fall back to it.
+  const rows = bySubop.get(subopKey(hypercall.number, subop)) ?? bySubop.get(subopKey(hypercall.number, null));
   if (!rows?.length) return { ...none, subop };
 
   const payloadAddress = hypercall.payload ? (args[hypercall.payload.arg] ?? 0n) + BigInt(hypercall.payload.offset) : undefined;

@@ -76,6 +76,9 @@ export function dispatch(hv: MockHypervisor, op: number, args: readonly bigint[]
     case HYPERCALL.event_channel_op:
       result = eventChannelOp(hv, args, begin);
       break;
+    case HYPERCALL.arch_1:
+      result = pagingDomctlCont(hv, args, begin);
+      break;
     default:
       begin(family);
       result = hv.unmodelled(family, `hypercall ${op} (${family})`);
@@ -256,8 +259,13 @@ function domctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigi
       break;
     }
     case DOMCTL.shadow_op: {
-      ret = shadowOp(hv, name, d!, v);
-      copyback = true;
+      const r = shadowOp(hv, name, d!, v, uDomctl);
+      ret = r.ret;
+      if (r.copyback === 'shadow_op') {
+        const member = opBytes.subarray(P, P + xen_domctl_shadow_op.size);
+        if (!hv.copyToGuest(name, uDomctl + BigInt(P), member, 'arg0 u.shadow_op') && ret === OK) ret = E('EFAULT');
+      }
+      copyback = r.copyback === 'struct';
       break;
     }
     case DOMCTL.getpageframeinfo3: {
@@ -282,11 +290,18 @@ function domctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigi
   return ret;
 }
 
-/** xen/arch/x86/mm/paging.c paging_domctl and paging_log_dirty_op. */
-function shadowOp(hv: MockHypervisor, name: string, d: MockDomain, v: DataView): bigint {
+/**
+ * xen/arch/x86/mm/paging.c paging_domctl and paging_log_dirty_op. CLEAN and PEEK run in slices
+ * of `hv.logDirtyChunksPerSlice` chunks; between slices Xen continues through
+ * __HYPERVISOR_paging_domctl_cont (49), whose entry re-reads the domctl from the guest. A fault
+ * on that re-read returns -EFAULT with the op still pending and the domain paused: every fresh
+ * shadow_op but GET_ALLOCATION then gets -EBUSY until hypercall 49 finishes it.
+ */
+function shadowOp(hv: MockHypervisor, name: string, d: MockDomain, v: DataView, uDomctl: bigint): { ret: bigint; copyback: 'struct' | 'shadow_op' | 'none' } {
   const P = DOMCTL_PAYLOAD_OFFSET;
   const sc = decode(xen_domctl_shadow_op, v, P);
-  if (d.domid === 0) return E('EINVAL'); // d == current->domain
+  if (d.domid === 0) return { ret: E('EINVAL'), copyback: 'struct' }; // d == current->domain
+  if (d.pagingPreempt && sc.op !== SHADOW_OP.GET_ALLOCATION) return { ret: E('EBUSY'), copyback: 'struct' };
   const ld = d.logDirty;
   switch (sc.op) {
     case SHADOW_OP.OFF:
@@ -294,62 +309,127 @@ function shadowOp(hv: MockHypervisor, name: string, d: MockDomain, v: DataView):
         ld.enabled = false;
         hv.effect(name, 'logdirty.disabled', { domid: d.domid });
       }
-      return OK;
+      return { ret: OK, copyback: 'struct' };
     case SHADOW_OP.ENABLE_LOGDIRTY:
-      if (ld.enabled) return E('EINVAL');
+      if (ld.enabled) return { ret: E('EINVAL'), copyback: 'struct' };
       ld.enabled = true;
       ld.bitmap = new Uint8Array(Math.ceil(d.totPages / 8));
       ld.faultCount = 0;
       ld.dirtyCount = 0;
       hv.effect(name, 'logdirty.enabled', { domid: d.domid });
-      return OK;
+      return { ret: OK, copyback: 'struct' };
     case SHADOW_OP.GET_ALLOCATION:
       v.setUint32(P + xen_domctl_shadow_op.fields.mb.offset, d.shadowMb, true);
-      return OK;
+      return { ret: OK, copyback: 'struct' };
     case SHADOW_OP.SET_ALLOCATION:
       d.shadowMb = sc.mb;
       hv.effect(name, 'paging.allocation', { domid: d.domid, mb: sc.mb });
-      return OK;
+      return { ret: OK, copyback: 'struct' };
     case SHADOW_OP.CLEAN:
     case SHADOW_OP.PEEK: {
-      if (!ld.enabled) return E('EINVAL');
-      const clean = sc.op === SHADOW_OP.CLEAN;
-      // Stats are taken before the loop, into the local copy that is copied back at the end.
-      encode(xen_domctl_shadow_op, v, P, { stats: { fault_count: ld.faultCount, dirty_count: ld.dirtyCount } });
-      const peek = sc.dirty_bitmap !== 0n;
-      let pages = 0n;
-      while (pages < sc.pages) {
-        let bytes = LOG_DIRTY_CHUNK_BYTES;
-        const left = Number((sc.pages - pages + 7n) >> 3n);
-        if (left < bytes) bytes = left;
-        const from = Number(pages >> 3n);
-        if (peek) {
-          // copy_to_guest_offset of a present leaf, clear_guest_offset of an absent one.
-          const chunk = new Uint8Array(bytes);
-          chunk.set(ld.bitmap.subarray(from, Math.min(from + bytes, ld.bitmap.length)));
-          if (!hv.copyToGuest(name, sc.dirty_bitmap + BigInt(from), chunk, `dirty_bitmap[${from}..${from + bytes})`)) {
-            // goto out: no counter reset, but every chunk copied so far was already cleared.
-            return E('EFAULT');
-          }
-        }
-        pages += BigInt(bytes) << 3n;
-        if (clean && from < ld.bitmap.length) {
-          const end = Math.min(from + bytes, ld.bitmap.length);
-          let cleared = 0;
-          for (let i = from; i < end; i++) if (ld.bitmap[i]) cleared++;
-          ld.bitmap.fill(0, from, end);
-          if (cleared) hv.effect(name, 'logdirty.chunk_cleared', { domid: d.domid, fromByte: from, toByte: end });
-        }
-      }
-      if (clean) {
-        ld.faultCount = 0;
-        ld.dirtyCount = 0;
-      }
-      return OK;
+      // paging_log_dirty_op does not check that log-dirty mode is on: without a bitmap every
+      // chunk reads as clean.
+      if (ld.bitmap.length === 0) ld.bitmap = new Uint8Array(Math.ceil(d.totPages / 8));
+      d.pagingPaused = true; // domain_pause(d), held across every slice
+      return logDirtySlices(hv, name, d, v, uDomctl, 0n, false);
     }
     default:
-      return hv.unmodelled(name, `shadow_op op ${sc.op}`);
+      return { ret: hv.unmodelled(name, `shadow_op op ${sc.op}`), copyback: 'none' };
   }
+}
+
+/** Runs log-dirty slices from `done` until completion, a fault, or a failed re-entry. */
+function logDirtySlices(
+  hv: MockHypervisor,
+  name: string,
+  d: MockDomain,
+  v: DataView,
+  uDomctl: bigint,
+  done: bigint,
+  resumed: boolean,
+): { ret: bigint; copyback: 'struct' | 'shadow_op' | 'none' } {
+  const P = DOMCTL_PAYLOAD_OFFSET;
+  const ld = d.logDirty;
+  let sc = decode(xen_domctl_shadow_op, v, P);
+  const clean = sc.op === SHADOW_OP.CLEAN;
+  let pages = done;
+  for (;;) {
+    // Stats go into the local copy before each slice's loop, as Xen does.
+    encode(xen_domctl_shadow_op, v, P, { stats: { fault_count: ld.faultCount, dirty_count: ld.dirtyCount } });
+    const peek = sc.dirty_bitmap !== 0n;
+    let chunks = 0;
+    while (pages < sc.pages && chunks < hv.logDirtyChunksPerSlice) {
+      let bytes = LOG_DIRTY_CHUNK_BYTES;
+      const left = Number((sc.pages - pages + 7n) >> 3n);
+      if (left < bytes) bytes = left;
+      const from = Number(pages >> 3n);
+      if (peek) {
+        // copy_to_guest_offset of a present leaf, clear_guest_offset of an absent one.
+        const chunk = new Uint8Array(bytes);
+        chunk.set(ld.bitmap.subarray(from, Math.min(from + bytes, ld.bitmap.length)));
+        if (!hv.copyToGuest(name, sc.dirty_bitmap + BigInt(from), chunk, `dirty_bitmap[${from}..${from + bytes})`)) {
+          // goto out: no counter reset, preempt state dropped, domain unpaused; every chunk
+          // copied so far was already cleared.
+          d.pagingPreempt = null;
+          d.pagingPaused = false;
+          return { ret: E('EFAULT'), copyback: resumed ? 'none' : 'struct' };
+        }
+      }
+      pages += BigInt(bytes) << 3n;
+      chunks++;
+      if (clean && from < ld.bitmap.length) {
+        const end = Math.min(from + bytes, ld.bitmap.length);
+        let cleared = 0;
+        for (let i = from; i < end; i++) if (ld.bitmap[i]) cleared++;
+        ld.bitmap.fill(0, from, end);
+        if (cleared) hv.effect(name, 'logdirty.chunk_cleared', { domid: d.domid, fromByte: from, toByte: end });
+      }
+    }
+    if (pages >= sc.pages) break;
+    // -ERESTART: hypercall_create_continuation(__HYPERVISOR_paging_domctl_cont, "h", u_domctl).
+    d.pagingPreempt = { op: sc.op, done: pages };
+    hv.effect(name, 'paging.preempted', { domid: d.domid, done: pages });
+    // The guest re-executes the hypercall: do_paging_domctl_cont copies the struct in again.
+    const again = hv.copyFromGuest(name, uDomctl, xen_domctl.size, 'arg0 (struct xen_domctl), continuation re-entry');
+    if (!again) return { ret: E('EFAULT'), copyback: 'none' }; // op stays pending, domain stays paused
+    new Uint8Array(v.buffer, v.byteOffset, v.byteLength).set(again);
+    const op = decode(xen_domctl, v);
+    if (op.interface_version !== XEN_DOMCTL_INTERFACE_VERSION || op.cmd !== DOMCTL.shadow_op) return { ret: E('EOPNOTSUPP'), copyback: 'none' };
+    sc = decode(xen_domctl_shadow_op, v, P);
+    if (sc.op !== d.pagingPreempt.op) return { ret: E('EBUSY'), copyback: 'none' };
+    resumed = true;
+  }
+  d.pagingPreempt = null;
+  d.pagingPaused = false;
+  if (clean) {
+    ld.faultCount = 0;
+    ld.dirtyCount = 0;
+  }
+  // A call that went through a continuation ends in do_paging_domctl_cont, which copies back
+  // only the shadow_op member; a single-slice call ends in arch_do_domctl's whole-struct copy.
+  return { ret: OK, copyback: resumed ? 'shadow_op' : 'struct' };
+}
+
+/** __HYPERVISOR_paging_domctl_cont (arch_1): finishes a preempted log-dirty op. */
+function pagingDomctlCont(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigint {
+  const uDomctl = args[0]!;
+  const name = 'arch_1';
+  begin(name);
+  const opBytes = hv.copyFromGuest(name, uDomctl, xen_domctl.size, 'arg0 (struct xen_domctl)');
+  if (!opBytes) return E('EFAULT');
+  const v = dv(opBytes);
+  const op = decode(xen_domctl, v);
+  if (op.interface_version !== XEN_DOMCTL_INTERFACE_VERSION || op.cmd !== DOMCTL.shadow_op) return E('EOPNOTSUPP');
+  const d = hv.domain(op.domain);
+  if (!d) return E('ESRCH');
+  const sc = decode(xen_domctl_shadow_op, v, DOMCTL_PAYLOAD_OFFSET);
+  if (!d.pagingPreempt || d.pagingPreempt.op !== sc.op) return E('EBUSY');
+  const r = logDirtySlices(hv, name, d, v, uDomctl, d.pagingPreempt.done, true);
+  if (r.ret === OK) {
+    const member = opBytes.subarray(DOMCTL_PAYLOAD_OFFSET, DOMCTL_PAYLOAD_OFFSET + xen_domctl_shadow_op.size);
+    if (!hv.copyToGuest(name, uDomctl + BigInt(DOMCTL_PAYLOAD_OFFSET), member, 'arg0 u.shadow_op')) return E('EFAULT');
+  }
+  return r.ret;
 }
 
 function domainInfo(hv: MockHypervisor, d: MockDomain) {

@@ -29,6 +29,11 @@ export interface MockHypervisorOptions {
   consoleSize?: number;
   /** Text in the console ring at start. Default: a short Xen boot banner. */
   consoleText?: string;
+  /**
+   * Log-dirty CLEAN/PEEK chunks (4 KiB of bitmap each) per hypercall slice before Xen preempts
+   * and continues through __HYPERVISOR_paging_domctl_cont. Default Infinity (never preempts).
+   */
+  logDirtyChunksPerSlice?: number;
 }
 
 const MOCK_BUFFER_BASE = 0x7f3a_0000_0000n;
@@ -51,6 +56,7 @@ export class MockHypervisor {
   readonly nrCpus: number;
   readonly totalPages: number;
   readonly maxRamPage: bigint;
+  readonly logDirtyChunksPerSlice: number;
   /** createdomain's domid rover (common/domctl.c). */
   rover = 0;
   /** Hypercalls handled. */
@@ -74,6 +80,8 @@ export class MockHypervisor {
     this.nrCpus = options.nrCpus ?? 4;
     this.totalPages = options.totalPages ?? 1 << 20;
     this.maxRamPage = options.maxRamPage ?? 0x1_2345_6789n;
+    this.logDirtyChunksPerSlice = options.logDirtyChunksPerSlice ?? Infinity;
+    if (!(this.logDirtyChunksPerSlice >= 1)) throw new RangeError('logDirtyChunksPerSlice must be >= 1');
     this.console = new MockConsole(options.consoleSize);
     this.console.write(options.consoleText ?? `(XEN) Xen version ${this.version.major}.${this.version.minor}${this.version.extraversion} (mock)\n(XEN) Std. Loglevel: All\n`);
     const dom0 = new MockDomain({ domid: 0, totPages: 262144, maxVcpus: 2, onlineVcpus: 2, ...options.dom0 });

@@ -41,6 +41,11 @@ export interface DomainSpec {
   hvm?: boolean;
   /** Guest memory contents, for save/restore scenarios. Default: none (only counts and types). */
   withMemory?: boolean;
+  /**
+   * Bytes of content kept per page when withMemory is set. Default 4096. A test migrating tens
+   * of thousands of pages may keep a few bytes each: hypercalls never read page contents.
+   */
+  memoryPageBytes?: number;
 }
 
 export class MockDomain {
@@ -61,10 +66,15 @@ export class MockDomain {
   /** Paging pool size for shadow_op GET/SET_ALLOCATION, in MiB. */
   shadowMb = 0;
   readonly logDirty = { enabled: false, bitmap: new Uint8Array(0), faultCount: 0, dirtyCount: 0 };
+  /** A preempted CLEAN/PEEK waiting for __HYPERVISOR_paging_domctl_cont (d->arch.paging.preempt). */
+  pagingPreempt: { op: number; done: bigint } | null = null;
+  /** Paused by Xen itself for a log-dirty op in progress (domain_pause, not the controller's count). */
+  pagingPaused = false;
   readonly evtchns = new Map<number, MockEvtchn>();
   maxEvtchnPort = 1023;
-  /** Guest memory (4 KiB a page) when the domain was created with it. */
+  /** Guest memory (memoryPageBytes a page) when the domain was created with it. */
   memory: Uint8Array | null;
+  readonly memoryPageBytes: number;
 
   constructor(spec: DomainSpec) {
     this.domid = spec.domid;
@@ -76,11 +86,12 @@ export class MockDomain {
     this.vcpus = Array.from({ length: this.maxVcpus }, (_, i) => ({ online: i < online, blocked: i < online, running: false, cpu: i, cpu_time: 0n }));
     this.controllerPauseCount = spec.paused ? 1 : 0;
     this.hvm = spec.hvm ?? false;
-    this.memory = spec.withMemory ? new Uint8Array(this.totPages * 4096) : null;
+    this.memoryPageBytes = spec.memoryPageBytes ?? 4096;
+    this.memory = spec.withMemory ? new Uint8Array(this.totPages * this.memoryPageBytes) : null;
   }
 
   get paused(): boolean {
-    return this.controllerPauseCount > 0;
+    return this.controllerPauseCount > 0 || this.pagingPaused;
   }
 
   /** Page type as getpageframeinfo3 reports it: a few page-table pages, the rest plain. */
@@ -98,7 +109,7 @@ export class MockDomain {
   /** A guest write: marks the page dirty when log-dirty mode is on, and changes its bytes. */
   writePage(gfn: number, fill?: (page: Uint8Array) => void): void {
     if (gfn < 0 || gfn >= this.totPages) throw new RangeError(`gfn ${gfn} is outside domain ${this.domid}'s ${this.totPages} pages`);
-    if (this.memory && fill) fill(this.memory.subarray(gfn * 4096, (gfn + 1) * 4096));
+    if (this.memory && fill) fill(this.page(gfn));
     if (this.logDirty.enabled) {
       const byte = gfn >> 3;
       const bit = 1 << (gfn & 7);
@@ -106,6 +117,12 @@ export class MockDomain {
       this.logDirty.bitmap[byte]! |= bit;
       this.logDirty.faultCount++;
     }
+  }
+
+  /** A page's contents (a view into the guest's memory). */
+  page(gfn: number): Uint8Array {
+    if (!this.memory) throw new Error(`domain ${this.domid} was created without memory contents (withMemory)`);
+    return this.memory.subarray(gfn * this.memoryPageBytes, (gfn + 1) * this.memoryPageBytes);
   }
 
   /** Lowest free port (port 0 is never handed out), or -1 when none is left. */

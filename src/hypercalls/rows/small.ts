@@ -1,24 +1,16 @@
-// Table rows for xen_version, memory_op's domain queries and event_channel_op.
+// Table rows for xen_version and console_io.
 
 import { z } from 'zod';
 import { defineRow, type Citation } from '../row.js';
-import { EVTCHNOP, XENMEM, XENVER } from '../numbers.js';
-import {
-  evtchn_alloc_unbound,
-  evtchn_close,
-  evtchn_send,
-  evtchn_status,
-  xen_memory_domain,
-} from '../structs.js';
-import { domidOrSelf, u32 } from '../schemas.js';
+import { CONSOLEIO, XENVER } from '../numbers.js';
+import { u32 } from '../schemas.js';
 
 const DO_XEN_VERSION: Citation = { file: 'xen/common/kernel.c', function: 'do_xen_version' };
-const DO_MEMORY_OP: Citation = { file: 'xen/common/memory.c', function: 'do_memory_op' };
-const DO_EVTCHN: Citation = { file: 'xen/common/event_channel.c', function: 'do_event_channel_op' };
+const DO_CONSOLE_IO: Citation = { file: 'xen/drivers/char/console.c', function: 'do_console_io' };
 
 const noArgs = z.object({}).strict();
 
-const versionString = (name: keyof typeof XENVER, what: string) =>
+const versionString = (name: keyof typeof XENVER, what: string, typed = true) =>
   defineRow({
     name: `xen_version.${name}`,
     hypercall: 'xen_version',
@@ -29,7 +21,7 @@ const versionString = (name: keyof typeof XENVER, what: string) =>
     reason: `Read-only: ${what} is copied out to the caller's buffer; an EFAULT changes nothing.`,
     source: [DO_XEN_VERSION],
     verified: true,
-    args: noArgs,
+    ...(typed ? { args: noArgs } : {}),
   });
 
 export const XEN_VERSION_ROWS = [
@@ -74,104 +66,46 @@ export const XEN_VERSION_ROWS = [
     verified: true,
     args: noArgs,
   }),
-];
-
-export const MEMORY_OP_ROWS = [
+  versionString('guest_handle', 'the calling domain\'s 16-byte handle', false),
+  versionString('commandline', 'the 1024-byte hypervisor command line', false),
   defineRow({
-    name: 'memory_op.maximum_ram_page',
-    hypercall: 'memory_op',
-    subop: XENMEM.maximum_ram_page,
-    verdict: 'safe',
-    faults: 'no-pointer',
-    longRunning: false,
-    reason: 'Returns max_page in the result (it can exceed 2^31: keep all 64 bits); no caller memory is touched.',
-    source: [DO_MEMORY_OP],
-    verified: true,
-    args: noArgs,
-  }),
-  defineRow({
-    name: 'memory_op.current_reservation',
-    hypercall: 'memory_op',
-    subop: XENMEM.current_reservation,
-    layout: xen_memory_domain,
+    name: 'xen_version.build_id',
+    hypercall: 'xen_version',
+    subop: XENVER.build_id,
     verdict: 'safe',
     faults: 'copies',
     longRunning: false,
-    reason: 'Copies the domid in and returns the domain\'s page count as the result; read-only.',
-    source: [DO_MEMORY_OP],
+    reason: 'Read-only: the len header is copied in and the build id copied out after it (a NULL argument returns just the size); an EFAULT on either copy changes nothing.',
+    source: [DO_XEN_VERSION],
     verified: true,
-    args: z.object({ domid: domidOrSelf }).strict(),
-  }),
-  defineRow({
-    name: 'memory_op.maximum_reservation',
-    hypercall: 'memory_op',
-    subop: XENMEM.maximum_reservation,
-    layout: xen_memory_domain,
-    verdict: 'safe',
-    faults: 'copies',
-    longRunning: false,
-    reason: 'Copies the domid in and returns the domain\'s page limit as the result; read-only.',
-    source: [DO_MEMORY_OP],
-    verified: true,
-    args: z.object({ domid: domidOrSelf }).strict(),
   }),
 ];
 
-export const EVENT_CHANNEL_ROWS = [
+export const CONSOLE_IO_ROWS = [
   defineRow({
-    name: 'event_channel_op.alloc_unbound',
-    hypercall: 'event_channel_op',
-    subop: EVTCHNOP.alloc_unbound,
-    layout: evtchn_alloc_unbound,
+    name: 'console_io.write',
+    hypercall: 'console_io',
+    subop: CONSOLEIO.write,
+    verdict: 'unsafe',
+    faults: 'copies',
+    longRunning: true,
+    reason:
+      'The text is copied in and printed in chunks of at most 127 bytes, with a continuation between chunks that keeps the progress only in registers; an EFAULT on chunk k comes after chunks 0..k-1 went out, and a re-issue prints them again. A write of at most 127 bytes is one chunk whose copy precedes any output, and would be safe, but count is a register argument the table cannot decode, so the row is unsafe.',
+    source: [DO_CONSOLE_IO, { file: 'xen/drivers/char/console.c', function: 'guest_console_write' }],
+    recovery: 'Write at most 127 bytes per call: then an EFAULT means nothing was printed and the call can be re-issued. For longer writes accept duplicated output on a retry, or drop the message.',
+    verified: true,
+  }),
+  defineRow({
+    name: 'console_io.read',
+    hypercall: 'console_io',
+    subop: CONSOLEIO.read,
     verdict: 'unsafe',
     faults: 'copies',
     longRunning: false,
     reason:
-      'evtchn_alloc_unbound() allocates the port, then the struct with the new port number is copied back; an EFAULT there leaks a port the caller never learns, and a re-issue allocates another.',
-    source: [DO_EVTCHN, { file: 'xen/common/event_channel.c', function: 'evtchn_alloc_unbound' }],
-    recovery:
-      'Scan the domain\'s ports with event_channel_op.status for an unbound port whose remote domain is the one you asked for and that you do not already know; use it or close it.',
+      'Reads the 128-byte serial input ring (not the console output ring) in at most two chunks, advancing the consumer after each successful copy: when the ring wraps, the first chunk is consumed and the second chunk\'s copy can then fault. Those bytes are gone; a re-issue returns only the input after them. If the first copy faults nothing is consumed.',
+    source: [DO_CONSOLE_IO],
+    recovery: 'Re-issue to get the remaining input; the consumed chunk cannot be recovered. A buffer that does not cross a page boundary, or count = 1, makes the split unlikely.',
     verified: true,
-    args: z.object({ dom: domidOrSelf, remote_dom: domidOrSelf }).strict(),
-  }),
-  defineRow({
-    name: 'event_channel_op.close',
-    hypercall: 'event_channel_op',
-    subop: EVTCHNOP.close,
-    layout: evtchn_close,
-    verdict: 'safe',
-    faults: 'copies',
-    longRunning: false,
-    reason: 'The struct is copied in before the port is closed and nothing is copied back: an EFAULT always comes before the effect.',
-    source: [DO_EVTCHN, { file: 'xen/common/event_channel.c', function: 'evtchn_close' }],
-    verified: true,
-    args: z.object({ port: u32 }).strict(),
-  }),
-  defineRow({
-    name: 'event_channel_op.status',
-    hypercall: 'event_channel_op',
-    subop: EVTCHNOP.status,
-    layout: evtchn_status,
-    verdict: 'safe',
-    faults: 'copies',
-    longRunning: false,
-    reason: 'Read-only: copy in, look the port up, copy the status back.',
-    source: [DO_EVTCHN, { file: 'xen/common/event_channel.c', function: 'evtchn_status' }],
-    verified: true,
-    args: z.object({ dom: domidOrSelf, port: u32 }).strict(),
-  }),
-  defineRow({
-    name: 'event_channel_op.send',
-    hypercall: 'event_channel_op',
-    subop: EVTCHNOP.send,
-    layout: evtchn_send,
-    verdict: 'safe',
-    faults: 'copies',
-    longRunning: false,
-    reason: 'The port is copied in before the event is raised; nothing is copied back, so an EFAULT comes before the send.',
-    source: [DO_EVTCHN, { file: 'xen/common/event_channel.c', function: 'evtchn_send' }],
-    verified: true,
-    args: z.object({ port: u32 }).strict(),
   }),
 ];
-
