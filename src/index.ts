@@ -35,3 +35,5 @@ export type { PhysInfo, ConsoleRead } from './ops/sysctl.js';
 export type { EvtchnStatus } from './ops/misc.js';
 export { tableRowsForOutput } from './hypercalls/render.js';
 export type { TableRowOutput } from './hypercalls/render.js';
+export { liveMigrate } from './saverestore.js';
+export type { LiveMigrationOptions, MigrationReport, RoundReport, CleanStrategy } from './saverestore.js';
