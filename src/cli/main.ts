@@ -8,6 +8,7 @@ import { runTable } from './table.js';
 import { runDemo } from './demo.js';
 import { runCall, runDomains, runInfo } from './commands.js';
 import { runSaveRestore } from './saverestore.js';
+import { runDoctor } from './doctor.js';
 
 const USAGE = `usage: xencall <command> [options]
 
@@ -15,6 +16,8 @@ commands:
   info         Xen version, capabilities and physinfo
   domains      one row per domain (what \`xl list\` shows that the hypervisor knows)
   table        the retry table: every hypercall and sub-op, its verdict and why
+  doctor       what this machine offers: privcmd node, /dev/xen/hypercall, kernel,
+               compaction of locked pages, restriction, whether a hypercall works
   call OP [A1..A5]  a raw hypercall (numbers, or names like domctl); prints the result
   demo         a scripted toolstack scenario on the mock hypervisor under injected copy
                faults: what was retried, what was refused and why
@@ -87,6 +90,8 @@ export async function main(argv: string[], io: CliIO = { out: (s) => process.std
         return await runDemo(opts, io);
       case 'info':
         return await runInfo(opts, io);
+      case 'doctor':
+        return await runDoctor(opts, io);
       case 'domains':
         return await runDomains(opts, io);
       case 'call':
