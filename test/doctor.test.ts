@@ -48,7 +48,7 @@ describe('xencall doctor', () => {
   });
 
   it('a restricted fd (EPERM) and a missing privcmd are failures with advice', () => {
-    const restricted: Backend = { ...new MockHypervisor().backend(), hypercall: () => -1n, close: () => {} } as Backend;
+    const restricted: Backend = Object.assign(Object.create(new MockHypervisor().backend()) as Backend, { hypercall: () => -1n, close: () => {} });
     const f = diagnose(env({ openBackend: () => restricted, uid: 1000 }));
     assert.equal(by(f, 'hypercall').status, 'fail');
     assert.match(by(f, 'hypercall').detail, /restricted/);

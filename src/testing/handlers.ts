@@ -49,8 +49,17 @@ import { LOG_DIRTY_CHUNK_BYTES, MAX_CONTROLLER_PAUSE_COUNT, MockDomain } from '.
 const E = (name: string): bigint => -BigInt(errnoNumber(name));
 const OK = 0n;
 
-const nameOf = <T extends Record<string, number>>(table: T, value: number): string | undefined =>
-  Object.entries(table).find(([, v]) => v === value)?.[0];
+/** Reverse lookups of the number tables, built once per table (dispatch runs on every call). */
+const reverse = new WeakMap<object, Map<number, string>>();
+function nameOf(table: Record<string, number>, value: number): string | undefined {
+  let m = reverse.get(table);
+  if (!m) {
+    m = new Map();
+    for (const [k, v] of Object.entries(table)) if (!m.has(v)) m.set(v, k);
+    reverse.set(table, m);
+  }
+  return m.get(value);
+}
 
 export function dispatch(hv: MockHypervisor, op: number, args: readonly bigint[]): bigint {
   const family = nameOf(HYPERCALL, op) ?? `hypercall_${op}`;

@@ -25,12 +25,16 @@ export class CallHistory {
   private readonly list: HistoryEvent[] = [];
   private seq = 0;
   /** Oldest events are dropped past this many (a long soak must not grow without bound). */
-  constructor(private readonly limit = 200_000) {}
+  constructor(private readonly limit = 20_000) {}
 
   /** @internal */
   record(e: WithoutSeq<HistoryEvent>): void {
-    this.list.push({ ...e, seq: ++this.seq } as unknown as HistoryEvent);
-    if (this.list.length > this.limit) this.list.splice(0, this.list.length - this.limit);
+    // The event object is the caller's fresh literal: stamp it rather than copy it.
+    (e as { seq?: number }).seq = ++this.seq;
+    this.list.push(e as unknown as HistoryEvent);
+    // Drop the oldest tenth at once: trimming one event per record would copy the whole list
+    // on every call once it is full.
+    if (this.list.length > this.limit) this.list.splice(0, this.list.length - Math.floor(this.limit * 0.9));
   }
 
   all(): readonly HistoryEvent[] {
