@@ -6,9 +6,12 @@
 // - IOCTL_PRIVCMD_HYPERCALL = _IOC(_IOC_NONE, 'P', 0, 48) = 0x00305000 on x86_64; the kernel
 //   returns Xen's `long` result unchanged.
 // - glibc's ioctl() is declared to return int, which would cut results of 2^31 and above
-//   (XENMEM_maximum_ram_page); syscall(SYS_ioctl, ...) returns the whole long.
+//   (XENMEM_maximum_ram_page); syscall(SYS_ioctl, ...) returns the whole long, and koffi hands
+//   a `long` back as a number up to 2^53 and as a bigint beyond, so no bit is lost.
 // - /dev/xen/hypercall hands out kernel pages (VM_IO) that page migration never touches; without
 //   it, buffers are anonymous MAP_LOCKED memory with MADV_DONTFORK, each page touched.
+// - koffi 3 pointers are plain bigints: mmap() returns one (MAP_FAILED is 2^64-1, NULL is null)
+//   and a bigint is accepted wherever a `void *` goes, so no pointer casts are needed.
 
 import { createRequire } from 'node:module';
 import type { Backend, BackendPages } from '../backend.js';
@@ -32,25 +35,29 @@ const MAP_ANONYMOUS = 0x20;
 const MAP_NORESERVE = 0x4000;
 const MAP_LOCKED = 0x2000;
 const MADV_DONTFORK = 10;
-const MADV_DOFORK = 11;
 const SYS_ioctl = 16;
 const ENOENT = 2;
 const ENXIO = 6;
+const ENOMEM = 12;
 const ENODEV = 19;
+const EAGAIN = 11;
 const MAP_FAILED = 0xffffffffffffffffn;
 
 type Koffi = typeof import('koffi');
+type Pointer = bigint | null;
+/** A `long` from koffi: a number when it fits in 53 bits, else a bigint. */
+type Long = number | bigint;
 
 interface Libc {
   koffi: Koffi;
   open: (path: string, flags: number, mode: number) => number;
   close: (fd: number) => number;
-  syscall: ((nr: number, fd: number, req: number, arg: unknown) => number | bigint) & {
-    async: (nr: number, fd: number, req: number, arg: unknown, cb: (err: unknown, res: number | bigint) => void) => void;
+  syscall: ((nr: number, fd: number, req: number, arg: Buffer) => Long) & {
+    async: (nr: number, fd: number, req: number, arg: Buffer, cb: (err: unknown, res: Long) => void) => void;
   };
-  mmap: (addr: unknown, len: number, prot: number, flags: number, fd: number, off: number) => unknown;
-  munmap: (addr: unknown, len: number) => number;
-  madvise: (addr: unknown, len: number, advice: number) => number;
+  mmap: (addr: Pointer, len: number, prot: number, flags: number, fd: number, off: number) => Pointer;
+  munmap: (addr: bigint, len: number) => number;
+  madvise: (addr: bigint, len: number, advice: number) => number;
 }
 
 let libc: Libc | undefined;
@@ -59,26 +66,47 @@ let libc: Libc | undefined;
 function loadLibc(): Libc {
   if (libc) return libc;
   let koffi: Koffi;
+  let lib: ReturnType<Koffi['load']>;
   try {
     const require = createRequire(import.meta.url);
     koffi = require('koffi') as Koffi;
+    lib = koffi.load('libc.so.6');
   } catch (e) {
-    throw new XencallError(ErrorCodes.BACKEND_UNAVAILABLE, `koffi could not be loaded (${(e as Error).message}); the privcmd backend needs it`, { cause: e });
+    throw new XencallError(
+      ErrorCodes.BACKEND_UNAVAILABLE,
+      `koffi or glibc's libc.so.6 could not be loaded (${(e as Error).message}); the privcmd backend needs both (Linux x86_64, glibc)`,
+      { cause: e },
+    );
   }
-  const lib = koffi.load('libc.so.6');
   libc = {
     koffi,
     // open() is variadic in C; a fixed mode argument is read as the third one.
-    open: lib.func('int open(const char *path, int flags, uint32_t mode)') as Libc['open'],
-    close: lib.func('int close(int fd)') as Libc['close'],
+    open: lib.func('int open(const char *path, int flags, uint32_t mode)') as unknown as Libc['open'],
+    close: lib.func('int close(int fd)') as unknown as Libc['close'],
     // syscall(2) is variadic but reads its arguments from registers as longs; a fixed
-    // prototype is both correct on x86_64 and much faster than a variadic koffi call.
-    syscall: lib.func('long syscall(long nr, long fd, unsigned long req, void *arg)') as Libc['syscall'],
-    mmap: lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)') as Libc['mmap'],
-    munmap: lib.func('int munmap(void *addr, size_t len)') as Libc['munmap'],
-    madvise: lib.func('int madvise(void *addr, size_t len, int advice)') as Libc['madvise'],
+    // prototype is both correct on x86_64 and much faster than a variadic koffi call, and koffi
+    // cannot run variadic functions asynchronously at all.
+    syscall: lib.func('long syscall(long nr, long fd, unsigned long req, void *arg)') as unknown as Libc['syscall'],
+    mmap: lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)') as unknown as Libc['mmap'],
+    munmap: lib.func('int munmap(void *addr, size_t len)') as unknown as Libc['munmap'],
+    madvise: lib.func('int madvise(void *addr, size_t len, int advice)') as unknown as Libc['madvise'],
   };
   return libc;
+}
+
+/**
+ * Freed buffers stay mapped (with plain anonymous memory) for as long as any JavaScript view of
+ * them can exist: koffi's views are external ArrayBuffers that Node 20 cannot detach, so a stale
+ * Uint8Array would segfault on unmapped memory. Once the ArrayBuffer itself is collected no view
+ * can reach the range, and it is unmapped for good; until then the range is never handed out
+ * again, so a stale view cannot alias a newer buffer either.
+ */
+let placeholders: FinalizationRegistry<{ address: bigint; len: number }> | undefined;
+function releaseWhenUnreachable(bytes: Uint8Array, address: bigint, len: number): void {
+  placeholders ??= new FinalizationRegistry(({ address: a, len: l }) => {
+    loadLibc().munmap(a, l);
+  });
+  placeholders.register(bytes.buffer, { address, len });
 }
 
 export interface PrivcmdOptions {
@@ -89,13 +117,20 @@ export interface PrivcmdOptions {
 }
 
 interface Mapping extends BackendPages {
-  readonly ptr: unknown;
   readonly fromBufDev: boolean;
 }
 
 /** Opens privcmd the way libxencall's osdep_xencall_open does. */
 export function openPrivcmd(options: PrivcmdOptions = {}): PrivcmdBackend {
   return new PrivcmdBackend(options);
+}
+
+function osError(name: string, errno: number, message: string): HypercallError {
+  return new HypercallError(
+    ErrorCodes.HYPERCALL,
+    { errno, op: -1, subop: null, name, attempts: 1, verdict: null, reason: null, recovery: null, retry: 'none' },
+    message,
+  );
 }
 
 export class PrivcmdBackend implements Backend {
@@ -106,39 +141,43 @@ export class PrivcmdBackend implements Backend {
   /** The buffer device's fd, or -1 where there is none. */
   readonly bufFd: number;
   private readonly c: Libc;
-  /** The 48-byte struct privcmd_hypercall, reused for every call (one call at a time per handle). */
+  /** The 48-byte struct privcmd_hypercall, reused for every synchronous call. */
   private readonly callStruct = Buffer.alloc(48);
   private readonly callView = new DataView(this.callStruct.buffer, this.callStruct.byteOffset, 48);
   private readonly live = new Map<bigint, Mapping>();
-  /**
-   * Address ranges of freed buffers, kept mapped with harmless anonymous memory so a stale view
-   * reads zeros instead of crashing the process; reused for later allocations of the same size.
-   */
-  private readonly graveyard = new Map<number, bigint[]>();
   private restrictedTo: number | null = null;
   private closed = false;
+  /** Async hypercalls still running on koffi's worker threads; the fds stay open until they end. */
+  private inflight = 0;
+  private fdsClosed = false;
 
   constructor(options: PrivcmdOptions = {}) {
     this.c = loadLibc();
     const paths = options.privcmdPaths ?? PRIVCMD_PATHS;
     let fd = -1;
     let used = '';
-    const errors: string[] = [];
-    for (const p of paths) {
+    const tried: string[] = [];
+    for (const [i, p] of paths.entries()) {
       fd = this.c.open(p, O_RDWR | O_CLOEXEC, 0);
       if (fd >= 0) {
         used = p;
         break;
       }
       const errno = this.c.koffi.errno();
-      errors.push(`${p}: ${errnoNameOf(errno)}`);
-      // libxencall falls back only when the node is missing or its driver absent.
-      if (errno !== ENOENT && errno !== ENXIO && errno !== ENODEV) break;
+      tried.push(`${p}: ${errnoNameOf(errno)}`);
+      // libxencall falls back only when the node is missing or its driver absent; anything else
+      // (EACCES, EPERM) is an answer about the right node and trying the next would hide it.
+      if (errno !== ENOENT && errno !== ENXIO && errno !== ENODEV) {
+        for (const q of paths.slice(i + 1)) tried.push(`${q}: not tried (libxencall falls back only on ENOENT, ENXIO or ENODEV)`);
+        break;
+      }
     }
     if (fd < 0) {
       throw new XencallError(
         ErrorCodes.BACKEND_UNAVAILABLE,
-        `no privcmd device could be opened (${errors.join('; ')}). Run in a Xen dom0 as root with the xen-privcmd module loaded (and xenfs mounted on /proc/xen for the legacy node).`,
+        `no privcmd device could be opened (${tried.join('; ')}). Check that this is a Xen dom0 (/sys/hypervisor/type says xen), ` +
+          'that the process runs as root, that the xen-privcmd module is loaded (modprobe xen-privcmd) and, for the legacy node, ' +
+          'that xenfs is mounted on /proc/xen (mount -t xenfs xenfs /proc/xen).',
       );
     }
     this.fd = fd;
@@ -149,7 +188,8 @@ export class PrivcmdBackend implements Backend {
       bufFd = this.c.open(bufPath, O_RDWR | O_CLOEXEC, 0);
       if (bufFd < 0) {
         const errno = this.c.koffi.errno();
-        // Only a missing device is tolerated (kernels before 4.18); anything else is a real error.
+        // Only a missing device is tolerated (kernels before 4.18); anything else is a real
+        // error, as in libxencall, rather than a silent downgrade to buffers that can fault.
         if (errno !== ENOENT) {
           this.c.close(fd);
           throw new XencallError(ErrorCodes.BACKEND_UNAVAILABLE, `${bufPath} exists but could not be opened: ${errnoNameOf(errno)}`);
@@ -161,9 +201,10 @@ export class PrivcmdBackend implements Backend {
 
   hypercall(op: number, args: readonly bigint[]): bigint {
     this.checkOpen();
-    this.fillStruct(op, args);
+    writeStruct(this.callView, op, args);
     const r = this.c.syscall(SYS_ioctl, this.fd, IOCTL_PRIVCMD_HYPERCALL, this.callStruct);
-    // errno is read at once, before anything else can call into libc.
+    // errno is read at once, before anything else can call into libc. glibc's syscall() turns
+    // the kernel's -4095..-1 into -1 and errno; every other value is Xen's result, untouched.
     if (r === -1 || r === -1n) return -BigInt(this.c.koffi.errno());
     return BigInt(r);
   }
@@ -173,24 +214,36 @@ export class PrivcmdBackend implements Backend {
     // Each async call gets its own struct: calls may overlap on worker threads.
     const struct = Buffer.alloc(48);
     writeStruct(new DataView(struct.buffer, struct.byteOffset, 48), op, args);
+    this.inflight++;
     return new Promise((resolve, reject) => {
       this.c.syscall.async(SYS_ioctl, this.fd, IOCTL_PRIVCMD_HYPERCALL, struct, (err, r) => {
+        // koffi (>= 3.2) restores the worker thread's errno around this callback, so it must be
+        // read here, first, before anything else runs.
+        const errno = this.c.koffi.errno();
+        // The struct is referenced here so it outlives the call on the worker thread.
+        struct[0] = struct[0]!;
+        this.inflight--;
+        if (this.closed && this.inflight === 0) this.closeFds();
         if (err) reject(err);
-        // koffi carries the worker thread's errno back with an async call's completion.
-        else resolve(r === -1 || r === -1n ? -BigInt(this.c.koffi.errno()) : BigInt(r));
+        else resolve(r === -1 || r === -1n ? -BigInt(errno) : BigInt(r));
       });
     });
   }
 
-  /** IOCTL_PRIVCMD_RESTRICT: afterwards the kernel refuses raw hypercalls with EPERM. */
+  /**
+   * IOCTL_PRIVCMD_RESTRICT: from now on this fd may only act on `domid`, and the kernel refuses
+   * raw hypercalls on it with EPERM. There is no way back; restricting again to another domain
+   * fails with EINVAL. Other handles (other fds) are unaffected.
+   */
   restrict(domid: number): void {
     this.checkOpen();
+    if (!Number.isInteger(domid) || domid < 0 || domid > 0xffff) throw new XencallError(ErrorCodes.VALIDATION, `domid must be an integer from 0 to 65535, got ${domid}`);
     const arg = Buffer.alloc(2);
     arg.writeUInt16LE(domid);
     const r = this.c.syscall(SYS_ioctl, this.fd, IOCTL_PRIVCMD_RESTRICT, arg);
     if (r === -1 || r === -1n) {
       const errno = this.c.koffi.errno();
-      throw new HypercallError(ErrorCodes.HYPERCALL, { errno, op: -1, subop: null, name: 'privcmd.restrict', attempts: 1, verdict: null, reason: null, recovery: null, retry: 'none' });
+      throw osError('privcmd.restrict', errno, `IOCTL_PRIVCMD_RESTRICT to domain ${domid} failed: ${errnoNameOf(errno)}`);
     }
     this.restrictedTo = domid;
   }
@@ -203,56 +256,40 @@ export class PrivcmdBackend implements Backend {
     this.checkOpen();
     if (!Number.isInteger(pages) || pages < 1) throw new XencallError(ErrorCodes.VALIDATION, `pages must be a positive integer, got ${pages}`);
     const len = pages * XEN_PAGE_SIZE;
-    const reuse = this.graveyard.get(pages)?.pop();
-    const hint = reuse === undefined ? null : this.c.koffi.as(this.pointerFrom(reuse), 'void *');
-    const fixed = reuse === undefined ? 0 : MAP_FIXED;
-    let ptr: unknown;
-    let fromBufDev = false;
-    if (this.bufFd >= 0) {
-      ptr = this.c.mmap(hint, len, PROT_READ | PROT_WRITE, MAP_SHARED | fixed, this.bufFd, 0);
-      fromBufDev = true;
-    } else {
-      ptr = this.c.mmap(hint, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED | fixed, -1, 0);
-    }
-    const address = ptr === null ? MAP_FAILED : this.c.koffi.address(ptr);
-    if (address === MAP_FAILED || address === 0n) {
+    const fromBufDev = this.bufFd >= 0;
+    const ptr = fromBufDev
+      ? // privcmd-buf insists on MAP_SHARED; each mmap is a fresh, zeroed, kernel-owned allocation.
+        this.c.mmap(null, len, PROT_READ | PROT_WRITE, MAP_SHARED, this.bufFd, 0)
+      : // MAP_LOCKED, not a later mlock(): the pages are locked from the start (libxencall does the same).
+        this.c.mmap(null, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED, -1, 0);
+    if (ptr === null || ptr === MAP_FAILED) {
       const errno = this.c.koffi.errno();
-      if (reuse !== undefined) this.graveyard.get(pages)!.push(reuse);
-      throw new HypercallError(ErrorCodes.HYPERCALL, { errno, op: -1, subop: null, name: 'privcmd.alloc_pages', attempts: 1, verdict: null, reason: null, recovery: null, retry: 'none' }, `mmap of ${pages} hypercall buffer page(s) failed: ${errnoNameOf(errno)}`);
+      const hint = !fromBufDev && (errno === EAGAIN || errno === ENOMEM) ? ' (locked memory: check RLIMIT_MEMLOCK, ulimit -l)' : '';
+      throw osError('privcmd.alloc_pages', errno, `mmap of ${pages} hypercall buffer page(s) failed: ${errnoNameOf(errno)}${hint}`);
     }
+    const address = ptr;
     if (!fromBufDev) {
-      // Keep the pages out of a forked child, so a child's copy-on-write cannot swap the
-      // parent's locked pages for copies behind Xen's back (libxencall does the same).
-      if (this.c.madvise(ptr, len, MADV_DONTFORK) !== 0) {
+      // Keep the pages out of a forked child (child_process.spawn forks), so copy-on-write can
+      // never make the parent's locked pages read-only or swap them for copies while Xen writes
+      // into them from a hypercall running on a worker thread (libxencall does the same).
+      if (this.c.madvise(address, len, MADV_DONTFORK) !== 0) {
         const errno = this.c.koffi.errno();
-        this.c.munmap(ptr, len);
-        throw new HypercallError(ErrorCodes.HYPERCALL, { errno, op: -1, subop: null, name: 'privcmd.alloc_pages', attempts: 1, verdict: null, reason: null, recovery: null, retry: 'none' }, `madvise(MADV_DONTFORK) failed: ${errnoNameOf(errno)}`);
+        this.c.munmap(address, len);
+        throw osError('privcmd.alloc_pages', errno, `madvise(MADV_DONTFORK) failed: ${errnoNameOf(errno)}`);
       }
     }
-    const bytes = new Uint8Array(this.c.koffi.view(ptr, len));
-    bytes.fill(0); // touches every page, and a reused range starts clean
-    const m: Mapping = { address, pages, bytes, ptr, fromBufDev };
+    const bytes = new Uint8Array(this.c.koffi.view(address, len));
+    // Writes every byte, so every page is touched after MADV_DONTFORK: a fork that raced the
+    // mmap cannot leave a copy-on-write page behind (libxencall touches one byte per page).
+    bytes.fill(0);
+    const m: Mapping = { address, pages, bytes, fromBufDev };
     this.live.set(address, m);
     return m;
   }
 
   freePages(mem: BackendPages): void {
     this.checkOpen();
-    const m = this.live.get(mem.address);
-    if (!m) throw new XencallError(ErrorCodes.BUFFER_FREED, `pages at 0x${mem.address.toString(16)} were already freed`);
-    this.live.delete(mem.address);
-    const len = m.pages * XEN_PAGE_SIZE;
-    if (!m.fromBufDev) this.c.madvise(m.ptr, len, MADV_DOFORK);
-    // Replace the pages with plain anonymous memory instead of unmapping: the buffer's memory
-    // goes back (locked or kernel pages), but a stale Uint8Array still points at mapped memory.
-    const r = this.c.mmap(m.ptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-    if (r === null || this.c.koffi.address(r) === MAP_FAILED) {
-      this.c.munmap(m.ptr, len);
-      return;
-    }
-    const list = this.graveyard.get(m.pages) ?? [];
-    list.push(m.address);
-    this.graveyard.set(m.pages, list);
+    this.release(mem);
   }
 
   buffersNeverFault(): boolean {
@@ -261,6 +298,8 @@ export class PrivcmdBackend implements Backend {
   }
 
   touchPages(mem: BackendPages): void {
+    this.checkOpen();
+    if (this.live.get(mem.address) !== mem) throw new XencallError(ErrorCodes.BUFFER_FREED, `pages at 0x${mem.address.toString(16)} were freed`);
     // A read and a write per page faults it back in and breaks any copy-on-write.
     const b = mem.bytes;
     for (let off = 0; off < b.length; off += XEN_PAGE_SIZE) b[off] = b[off]!;
@@ -268,19 +307,33 @@ export class PrivcmdBackend implements Backend {
 
   close(): void {
     if (this.closed) return;
-    for (const m of [...this.live.values()]) this.freePages(m);
+    for (const m of [...this.live.values()]) this.release(m);
     this.closed = true;
+    // An async hypercall still in the kernel holds this fd number; closing it now could let a
+    // later open() reuse the number under it. The last completion closes the fds instead.
+    if (this.inflight === 0) this.closeFds();
+  }
+
+  private release(mem: BackendPages): void {
+    const m = this.live.get(mem.address);
+    if (!m || m !== mem) throw new XencallError(ErrorCodes.BUFFER_FREED, `pages at 0x${mem.address.toString(16)} were already freed`);
+    this.live.delete(mem.address);
+    const len = m.pages * XEN_PAGE_SIZE;
+    // Replace the pages with zero-fill anonymous memory in one step instead of unmapping: the
+    // buffer's memory goes back (locked pages, or privcmd-buf's kernel pages, whose VMA this
+    // replaces), but a stale Uint8Array still points at mapped memory and reads zeros. The new
+    // VMA carries neither VM_LOCKED nor VM_DONTFORK, so no MADV_DOFORK is needed first.
+    // Should the remap fail (ENOMEM), the original pages simply stay until the views are gone: a
+    // stale view then reads the old contents, which is still better than a crash.
+    this.c.mmap(m.address, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+    releaseWhenUnreachable(m.bytes, m.address, len);
+  }
+
+  private closeFds(): void {
+    if (this.fdsClosed) return;
+    this.fdsClosed = true;
     this.c.close(this.fd);
     if (this.bufFd >= 0) this.c.close(this.bufFd);
-  }
-
-  private fillStruct(op: number, args: readonly bigint[]): void {
-    writeStruct(this.callView, op, args);
-  }
-
-  private pointerFrom(address: bigint): unknown {
-    // koffi turns an integer into a pointer through a cast of a uintptr_t value.
-    return this.c.koffi.as(address as never, 'void *');
   }
 
   private checkOpen(): void {

@@ -1,0 +1,107 @@
+#!/bin/bash
+# npm run test:xen — the real-Xen suite.
+#
+# Installs what the harness needs (xen-vm/install-packages.sh), then boots real Xen 4.17 with a
+# Debian PV dom0 under qemu (xen-vm/run.sh) twice: once with /dev/xen/hypercall and once without
+# it (--no-hypercall-dev, the locked-memory buffer path). Each boot runs test/xen/*.test.ts with
+# node's test runner inside dom0; the results come back over the 9p share and are printed here.
+#
+# Exit status: 0 when both runs pass; 1 when any test or any run fails (a VM that times out or
+# cannot start is a failure too); 0 with a loud "REAL-XEN SUITE SKIPPED" banner only when the
+# packages cannot be installed (install-packages.sh exit 3: no root, no apt, no network...).
+#
+# Environment:
+#   XENCALL_TEST_XEN_VM_TIMEOUT  seconds per VM boot (default 240)
+#   XENCALL_TEST_XEN_TOTAL       seconds for everything (default 900)
+#   XENCALL_TEST_XEN_MODES       which runs: "hypercall-dev no-hypercall-dev" (default both)
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+VM_TIMEOUT=${XENCALL_TEST_XEN_VM_TIMEOUT:-240}
+TOTAL=${XENCALL_TEST_XEN_TOTAL:-900}
+MODES=${XENCALL_TEST_XEN_MODES:-hypercall-dev no-hypercall-dev}
+START=$(date +%s)
+
+banner() {
+  echo ""
+  echo "######################################################################"
+  printf '# %s\n' "$@"
+  echo "######################################################################"
+  echo ""
+}
+
+# Everything below runs under one deadline: each step gets what is left of TOTAL.
+remaining() {
+  local left=$((TOTAL - ($(date +%s) - START)))
+  [ "$left" -gt 0 ] || left=1
+  echo "$left"
+}
+
+# ---------------------------------------------------------------- packages
+install_log=$(mktemp "${TMPDIR:-/tmp}/xencall-test-xen-install.XXXXXX")
+set +e
+timeout --kill-after=10 "$(remaining)" "$ROOT/xen-vm/install-packages.sh" 2>&1 | tee "$install_log"
+rc=${PIPESTATUS[0]}
+set -e
+reason=$(grep -m1 'XEN-VM UNAVAILABLE:' "$install_log" | sed 's/^.*XEN-VM UNAVAILABLE: *//' || true)
+rm -f "$install_log"
+if [ "$rc" = 3 ]; then
+  banner "REAL-XEN SUITE SKIPPED: ${reason:-the packages the Xen VM needs could not be installed}" \
+         "qemu and the Xen packages could not be installed, so nothing was tested against a real hypervisor."
+  exit 0
+elif [ "$rc" != 0 ]; then
+  banner "REAL-XEN SUITE FAILED: xen-vm/install-packages.sh exited $rc"
+  exit 1
+fi
+
+# ---------------------------------------------------------------- the runs
+cd "$ROOT"
+declare -a SUMMARY=()
+failed=0
+for mode in $MODES; do
+  case $mode in
+    hypercall-dev) flags=() ;;
+    no-hypercall-dev) flags=(--no-hypercall-dev) ;;
+    *) echo "test-xen: unknown mode '$mode' in XENCALL_TEST_XEN_MODES" >&2; exit 2 ;;
+  esac
+  left=$(remaining)
+  vm_timeout=$((left < VM_TIMEOUT ? left : VM_TIMEOUT))
+  banner "real Xen, $mode: xen-vm/run.sh ${flags[*]:-} (timeout ${vm_timeout}s)"
+  log=$(mktemp "${TMPDIR:-/tmp}/xencall-test-xen-$mode.XXXXXX")
+  t0=$(date +%s)
+  set +e
+  # run.sh has its own qemu timeout; the outer one is a backstop for the host-side steps.
+  # --test-force-exit: a handle left open by a failing test must not keep dom0 up to the timeout.
+  timeout --kill-after=15 $((vm_timeout + 60)) \
+    "$ROOT/xen-vm/run.sh" --timeout "$vm_timeout" ${flags[@]+"${flags[@]}"} -- \
+    node --import tsx --test --test-force-exit --test-reporter=spec test/xen/*.test.ts 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  secs=$(($(date +%s) - t0))
+  pass=$(grep -oE '^ℹ pass [0-9]+' "$log" | awk '{print $3}' | tail -n1)
+  fail=$(grep -oE '^ℹ fail [0-9]+' "$log" | awk '{print $3}' | tail -n1)
+  tests=$(grep -oE '^ℹ tests [0-9]+' "$log" | awk '{print $3}' | tail -n1)
+  case $rc in
+    0) verdict=passed ;;
+    124) verdict="TIMED OUT after ${vm_timeout}s" ;;
+    3) verdict="VM UNAVAILABLE (could not start or died)" ;;
+    *) verdict="FAILED (exit $rc)" ;;
+  esac
+  # A run that "passed" without node's summary ran nothing: that is a failure, not a pass.
+  if [ "$rc" = 0 ] && { [ -z "$tests" ] || [ "$tests" = 0 ] || [ "${fail:-1}" != 0 ]; }; then
+    verdict="FAILED (no test summary from node, or failures reported)"
+    rc=1
+  fi
+  [ "$rc" = 0 ] || failed=1
+  SUMMARY+=("$(printf '%-17s %s: tests %s, pass %s, fail %s, %ss' "$mode" "$verdict" "${tests:-?}" "${pass:-?}" "${fail:-?}" "$secs")")
+  rm -f "$log"
+done
+
+total=$(($(date +%s) - START))
+if [ "$failed" = 0 ]; then
+  banner "REAL-XEN SUITE PASSED in ${total}s" "${SUMMARY[@]}"
+  exit 0
+fi
+banner "REAL-XEN SUITE FAILED in ${total}s" "${SUMMARY[@]}"
+exit 1
