@@ -13,6 +13,9 @@ export default defineConfig({
   clean: true,
   // Shared chunks, so index and testing share one copy of the error classes (instanceof works).
   splitting: true,
+  // With treeshake, rollup splits the CJS chunks; without it tsup runs sucrase over them, which
+  // rewrites `a ?? (yield* b)` into an arrow function and breaks generators.
+  treeshake: true,
   external: ['koffi'],
   // import.meta.url (used to load koffi lazily) needs a shim in the CJS build.
   shims: true,

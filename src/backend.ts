@@ -72,6 +72,16 @@ export interface Backend {
    */
   touchPages(mem: BackendPages): void;
 
+  /**
+   * IOCTL_PRIVCMD_RESTRICT: limits the handle to one domain. Afterwards the kernel refuses raw
+   * hypercalls on it with EPERM (returned as -1n by hypercall()); restricting again to another
+   * domain throws (EINVAL). There is no way back. Optional: backends without it cannot restrict.
+   */
+  restrict?(domid: number): void;
+
+  /** The domain the handle was restricted to, or null. */
+  readonly restricted?: number | null;
+
   /** Closes the handle. Idempotent. Buffers still allocated are freed. */
   close(): void;
 }

@@ -55,6 +55,7 @@ export class Xencall {
   readonly xen_version: TypedCalls['xen_version'];
   readonly memory_op: TypedCalls['memory_op'];
   readonly event_channel_op: TypedCalls['event_channel_op'];
+  readonly hvm_op: TypedCalls['hvm_op'];
   /** The same typed calls, synchronous: xc.sync.domctl.getdomaininfo({ domain: 0 }). */
   readonly sync: TypedCallsSync;
 
@@ -80,6 +81,7 @@ export class Xencall {
     this.xen_version = typed.async.xen_version;
     this.memory_op = typed.async.memory_op;
     this.event_channel_op = typed.async.event_channel_op;
+    this.hvm_op = typed.async.hvm_op;
     this.sync = typed.sync;
   }
 
@@ -93,6 +95,22 @@ export class Xencall {
   buffersNeverFault(): boolean {
     this.checkOpen();
     return this.backend.buffersNeverFault();
+  }
+
+  /**
+   * Restricts the handle to one domain (IOCTL_PRIVCMD_RESTRICT). Afterwards raw hypercalls fail
+   * with EPERM, as the kernel says; there is no way back.
+   */
+  restrict(domid: number): void {
+    this.checkOpen();
+    if (!Number.isInteger(domid) || domid < 0 || domid >= 0x7ff0) throw new ValidationError('domid', `must be an ordinary domain id (0..32751), got ${describeValue(domid)}`);
+    if (!this.backend.restrict) throw new XencallError(ErrorCodes.BACKEND_UNAVAILABLE, `the ${this.backend.kind} backend cannot restrict its handle`);
+    this.backend.restrict(domid);
+  }
+
+  /** The domain this handle was restricted to, or null. */
+  get restricted(): number | null {
+    return this.backend.restricted ?? null;
   }
 
   /** Closes the handle and frees every buffer. Idempotent. */

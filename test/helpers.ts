@@ -23,6 +23,10 @@ export function worldState(hv: MockHypervisor): unknown {
         dirtyCount: d.logDirty.dirtyCount,
       },
       evtchns: [...d.evtchns].map(([p, c]) => [p, c.state, c.pending]),
+      vcpus: d.vcpus.map((v) => ({ hard: v.hardAffinity.toString(16), soft: v.softAffinity.toString(16) })),
+      timeOffsetSeconds: d.timeOffsetSeconds.toString(),
+      hvmContext: d.hvmContext ? Buffer.from(d.hvmContext).toString('base64') : null,
+      hvmParams: d.hvmParams.map(String),
     })),
     console: { prod: hv.console.prod, cons: hv.console.cons },
   };

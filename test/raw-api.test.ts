@@ -117,3 +117,21 @@ describe('raw API', () => {
     assert.throws(() => openSync({ backend: new MockHypervisor().backend(), flags: 2 }), (e: unknown) => e instanceof ValidationError && e.field === 'flags');
   });
 });
+
+describe('restrict', () => {
+  it('after restrict(domid) raw hypercalls fail with EPERM, as privcmd says; a second domid is refused', async () => {
+    const { hv, xc } = await mockHandle();
+    assert.equal(xc.restricted, null);
+    xc.restrict(5);
+    assert.equal(xc.restricted, 5);
+    await assert.rejects(xc.call2(HYPERCALL.xen_version, 0, 0), (e: unknown) => e instanceof HypercallError && e.errnoName === 'EPERM');
+    assert.equal(hv.history.calls().length, 0, 'the kernel refused it before Xen saw it');
+    assert.throws(() => xc.restrict(6), (e: unknown) => e instanceof HypercallError && e.errnoName === 'EINVAL');
+    assert.throws(() => xc.restrict(-1), (e: unknown) => e instanceof ValidationError && e.field === 'domid');
+    // Another handle on the same hypervisor is not restricted.
+    const other = openSync({ backend: hv.backend() });
+    assert.equal(other.call2Sync(HYPERCALL.xen_version, 0, 0), 0x40011n);
+    other.close();
+    xc.close();
+  });
+});

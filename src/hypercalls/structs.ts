@@ -317,3 +317,99 @@ export const physdev_map_pirq = defineStruct('struct physdev_map_pirq', 40, {
   entry_nr: i32(24),
   table_base: u64(32),
 });
+
+// ---- typed sysctl calls: cpu, topology and numa information --------------------------------
+
+export const xen_sysctl_cpuinfo = defineStruct('struct xen_sysctl_cpuinfo', 8, { idletime: u64(0) });
+
+export const xen_sysctl_getcpuinfo = defineStruct('struct xen_sysctl_getcpuinfo', 24, {
+  max_cpus: u32(0),
+  info: handle(8),
+  nr_cpus: u32(16),
+});
+
+export const xen_sysctl_cputopo = defineStruct('struct xen_sysctl_cputopo', 12, {
+  core: u32(0),
+  socket: u32(4),
+  node: u32(8),
+});
+
+export const xen_sysctl_cputopoinfo = defineStruct('struct xen_sysctl_cputopoinfo', 16, {
+  num_cpus: u32(0),
+  cputopo: handle(8),
+});
+
+export const xen_sysctl_meminfo = defineStruct('struct xen_sysctl_meminfo', 16, { memsize: u64(0), memfree: u64(8) });
+
+export const xen_sysctl_numainfo = defineStruct('struct xen_sysctl_numainfo', 24, {
+  num_nodes: u32(0),
+  meminfo: handle(8),
+  distance: handle(16),
+});
+
+// ---- hvm_op ----------------------------------------------------------------------------------
+
+export const xen_hvm_param = defineStruct('struct xen_hvm_param', 16, {
+  domid: u16(0),
+  pad: u16(2),
+  index: u32(4),
+  value: u64(8),
+});
+
+// ---- vcpu context (arch-x86/xen-x86_64.h, arch-x86/xen.h) -------------------------------------
+
+/** The x86_64 register frame; rip/rsp/... are members of anonymous unions with their 32-bit names. */
+export const cpu_user_regs = defineStruct('struct cpu_user_regs', 200, {
+  r15: u64(0),
+  r14: u64(8),
+  r13: u64(16),
+  r12: u64(24),
+  rbp: u64(32),
+  rbx: u64(40),
+  r11: u64(48),
+  r10: u64(56),
+  r9: u64(64),
+  r8: u64(72),
+  rax: u64(80),
+  rcx: u64(88),
+  rdx: u64(96),
+  rsi: u64(104),
+  rdi: u64(112),
+  error_code: u32(120),
+  entry_vector: u32(124),
+  rip: u64(128),
+  cs: u16(136),
+  saved_upcall_mask: u8(140),
+  rflags: u64(144),
+  rsp: u64(152),
+  ss: u16(160),
+  es: u16(168),
+  ds: u16(176),
+  fs: u16(184),
+  gs: u16(192),
+});
+
+/**
+ * The native (x86_64) vcpu_guest_context XEN_DOMCTL_getvcpucontext copies out for a 64-bit
+ * guest: the same 5168 bytes as foreign/x86_64.h's vcpu_guest_context_x86_64_t. The FPU area
+ * (0..511) and the virtual IDT trap_ctxt[256] (720..4815) are left undecoded.
+ */
+export const vcpu_guest_context = defineStruct('struct vcpu_guest_context', 5168, {
+  flags: u64(512),
+  user_regs: struct(520, cpu_user_regs),
+  ldt_base: u64(4816),
+  ldt_ents: u64(4824),
+  gdt_frames: array(4832, 'u64', 16),
+  gdt_ents: u64(4960),
+  kernel_ss: u64(4968),
+  kernel_sp: u64(4976),
+  ctrlreg: array(4984, 'u64', 8),
+  debugreg: array(5048, 'u64', 8),
+  event_callback_eip: u64(5112),
+  failsafe_callback_eip: u64(5120),
+  syscall_callback_eip: u64(5128),
+  vm_assist: u64(5136),
+  fs_base: u64(5144),
+  gs_base_kernel: u64(5152),
+  gs_base_user: u64(5160),
+});

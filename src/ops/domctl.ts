@@ -2,7 +2,7 @@
 // struct xen_domctl, issues it through the retry runner and decodes what Xen wrote back.
 
 import type { HypercallBuffer } from '../buffers.js';
-import { HypercallError } from '../errors.js';
+import { HypercallError, ValidationError } from '../errors.js';
 import { XEN_DOMINF, SHADOW_OP } from '../hypercalls/numbers.js';
 import { bytesToUuid } from '../hypercalls/schemas.js';
 import {
@@ -12,10 +12,18 @@ import {
   xen_domctl_max_mem,
   xen_domctl_max_vcpus,
   xen_domctl_shadow_op,
+  vcpu_guest_context,
+  xen_domctl_getvcpuinfo,
+  xen_domctl_hvmcontext,
+  xen_domctl_settimeoffset,
+  xen_domctl_vcpuaffinity,
+  xen_domctl_vcpucontext,
 } from '../hypercalls/structs.js';
-import type { Decoded } from '../layout.js';
+import { XEN_VCPUAFFINITY } from '../hypercalls/values.js';
+import { decode, type Decoded } from '../layout.js';
 import type { Row } from '../hypercalls/row.js';
-import { domctl, syntheticError, typedOp, withBuffers, type OpCtx } from './helpers.js';
+import type { Program } from '../retry/runner.js';
+import { cpuIdCount, domctl, hiddenFault, syntheticError, typedOp, withBuffers, type OpCtx } from './helpers.js';
 
 
 export interface DomainInfo {
@@ -82,6 +90,36 @@ export function toDomainInfo(d: Decoded<typeof xen_domctl_getdomaininfo.fields>)
 }
 
 const nothing = (): void => undefined;
+
+export interface VcpuInfo {
+  vcpu: number;
+  online: boolean;
+  blocked: boolean;
+  running: boolean;
+  /** Nanoseconds the vcpu has run. */
+  cpu_time: bigint;
+  /** The physical cpu it runs on (or last ran on). */
+  cpu: number;
+}
+
+export interface VcpuAffinity {
+  /** Physical cpus in the hard map, ascending; absent when it was not asked for. */
+  hard?: number[];
+  /** Physical cpus in the soft map, ascending; absent when it was not asked for. */
+  soft?: number[];
+}
+
+export type VcpuGuestContext = Decoded<typeof vcpu_guest_context.fields>;
+
+export interface VcpuContext {
+  /** The raw vcpu_guest_context Xen copied out (5168 bytes on x86_64). */
+  bytes: Uint8Array;
+  /**
+   * Its fields decoded as the native x86_64 layout: right for 64-bit PV and HVM guests. A 32-bit
+   * PV guest's context is the compat layout (Xen copies c.cmp): read `bytes` for those.
+   */
+  context: VcpuGuestContext;
+}
 
 export interface ShadowBitmapResult {
   /** One bit per page, page 0 in bit 0 of byte 0. */
@@ -150,6 +188,57 @@ export const DOMCTL_OPS = {
     });
   }),
 
+  getvcpuinfo: typedOp('domctl.getvcpuinfo', function* (ctx, a: { domain: number; vcpu: number }, row) {
+    const { out } = yield* domctl(ctx, row, a.domain, xen_domctl_getvcpuinfo, { vcpu: a.vcpu });
+    const r: VcpuInfo = { vcpu: a.vcpu, online: out.online !== 0, blocked: out.blocked !== 0, running: out.running !== 0, cpu_time: out.cpu_time, cpu: out.cpu };
+    return r;
+  }),
+
+  setvcpuaffinity: typedOp(
+    'domctl.setvcpuaffinity',
+    function* (ctx, a: { domain: number; vcpu: number; hard?: number[]; soft?: number[]; force: boolean }, row) {
+      const flags = (a.hard ? XEN_VCPUAFFINITY.HARD : 0) | (a.soft ? XEN_VCPUAFFINITY.SOFT : 0) | (a.force ? XEN_VCPUAFFINITY.FORCE : 0);
+      return yield* vcpuAffinity(ctx, row, a.domain, a.vcpu, flags, a);
+    },
+  ),
+
+  getvcpuaffinity: typedOp('domctl.getvcpuaffinity', function* (ctx, a: { domain: number; vcpu: number }, row) {
+    return yield* vcpuAffinity(ctx, row, a.domain, a.vcpu, XEN_VCPUAFFINITY.HARD | XEN_VCPUAFFINITY.SOFT, {});
+  }),
+
+  settimeoffset: typedOp('domctl.settimeoffset', function* (ctx, a: { domain: number; time_offset_seconds: bigint }, row) {
+    yield* domctl(ctx, row, a.domain, xen_domctl_settimeoffset, { time_offset_seconds: a.time_offset_seconds });
+    return nothing();
+  }),
+
+  gethvmcontext: typedOp('domctl.gethvmcontext', function* (ctx, a: { domain: number }, row) {
+    // A NULL buffer asks for the size (hvm_save_size, an upper bound); the second call fills
+    // the buffer and says how much it used.
+    const probe = yield* domctl(ctx, row, a.domain, xen_domctl_hvmcontext, { size: 0, buffer: 0n });
+    const size = probe.out.size;
+    return yield* withBuffers(ctx, [size], function* ([buf]) {
+      const { out } = yield* domctl(ctx, row, a.domain, xen_domctl_hvmcontext, { size, buffer: buf!.address }, [buf!]);
+      return { bytes: buf!.read(0, out.size) };
+    });
+  }),
+
+  sethvmcontext: typedOp('domctl.sethvmcontext', function* (ctx, a: { domain: number; context: Uint8Array }, row) {
+    return yield* withBuffers(ctx, [a.context.length], function* ([buf]) {
+      buf!.write(a.context);
+      yield* domctl(ctx, row, a.domain, xen_domctl_hvmcontext, { size: a.context.length, buffer: buf!.address }, [buf!]);
+      return nothing();
+    });
+  }),
+
+  getvcpucontext: typedOp('domctl.getvcpucontext', function* (ctx, a: { domain: number; vcpu: number }, row) {
+    return yield* withBuffers(ctx, [vcpu_guest_context.size], function* ([buf]) {
+      yield* domctl(ctx, row, a.domain, xen_domctl_vcpucontext, { vcpu: a.vcpu, ctxt: buf!.address }, [buf!]);
+      const bytes = buf!.read();
+      const r: VcpuContext = { bytes, context: decode(vcpu_guest_context, new DataView(bytes.buffer, bytes.byteOffset, bytes.length)) };
+      return r;
+    });
+  }),
+
   shadow_op: {
     off: typedOp('domctl.shadow_op.off', function* (ctx, a: { domain: number }, row) {
       yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op: SHADOW_OP.OFF });
@@ -191,4 +280,56 @@ function* logDirtyRead(ctx: OpCtx, row: Row, op: number, domain: number, pages: 
   });
 }
 
+/**
+ * set/getvcpuaffinity. The cpumaps are sized as libxc sizes them (physinfo's max_cpu_id + 1
+ * bits, rounded up to bytes), plus one sentinel byte: Xen reads and writes only its own
+ * nr_cpu_ids bits and zero-fills the rest of the caller's map one byte at a time
+ * (bitmap_to_xenctl_bitmap). A sentinel still set after a 0 return means that map's copy-back
+ * faulted and vcpu_affinity_domctl lost the -EFAULT by reassigning ret for the soft map.
+ */
+function* vcpuAffinity(
+  ctx: OpCtx,
+  row: Row,
+  domain: number,
+  vcpu: number,
+  flags: number,
+  maps: { hard?: number[]; soft?: number[] },
+): Program<VcpuAffinity> {
+  const ncpus = yield* cpuIdCount(ctx);
+  for (const which of ['hard', 'soft'] as const) {
+    const bad = maps[which]?.find((c) => c >= ncpus);
+    if (bad !== undefined) throw new ValidationError(`${row.name}.${which}`, `cpu ${bad} does not exist (cpu ids are 0..${ncpus - 1})`);
+  }
+  const mapBytes = Math.ceil(ncpus / 8);
+  const guestBytes = mapBytes + 1;
+  const wantHard = (flags & XEN_VCPUAFFINITY.HARD) !== 0;
+  const wantSoft = (flags & XEN_VCPUAFFINITY.SOFT) !== 0;
+  for (let attempt = 1; ; attempt++) {
+    const r = yield* withBuffers(ctx, [guestBytes, guestBytes], function* ([hb, sb]) {
+      const fill = (buf: HypercallBuffer, cpus: number[] | undefined) => {
+        const b = buf.bytes;
+        b.fill(0);
+        for (const c of cpus ?? []) b[c >> 3]! |= 1 << (c & 7);
+        b[mapBytes] = 0xff;
+      };
+      fill(hb!, maps.hard);
+      fill(sb!, maps.soft);
+      const map = (buf: HypercallBuffer, on: boolean) => ({ bitmap: on ? buf.address : 0n, nr_bits: on ? guestBytes * 8 : 0 });
+      yield* domctl(ctx, row, domain, xen_domctl_vcpuaffinity, { vcpu, flags, cpumap_hard: map(hb!, wantHard), cpumap_soft: map(sb!, wantSoft) }, [hb!, sb!]);
+      const written = (buf: HypercallBuffer) => buf.bytes[mapBytes] === 0;
+      if ((wantHard && !written(hb!)) || (wantSoft && !written(sb!))) return null;
+      const out: VcpuAffinity = {};
+      if (wantHard) out.hard = cpusOf(hb!.read(0, mapBytes), ncpus);
+      if (wantSoft) out.soft = cpusOf(sb!.read(0, mapBytes), ncpus);
+      return out;
+    });
+    if (r) return r;
+    yield* hiddenFault(ctx, row, attempt, 'a cpumap');
+  }
+}
 
+function cpusOf(bitmap: Uint8Array, ncpus: number): number[] {
+  const out: number[] = [];
+  for (let c = 0; c < ncpus; c++) if (bitmap[c >> 3]! & (1 << (c & 7))) out.push(c);
+  return out;
+}

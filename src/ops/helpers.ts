@@ -3,14 +3,15 @@
 
 import type { z } from 'zod';
 import type { BufferPool, HypercallBuffer } from '../buffers.js';
-import { ErrorCodes, HypercallError, ValidationError } from '../errors.js';
+import { ErrorCodes, HypercallError, ValidationError, XencallError, errnoNumber } from '../errors.js';
 import { decode, encode, type Decoded, type FieldMap, type StructLayout } from '../layout.js';
 import { HYPERCALLS } from '../hypercalls/hypercalls.js';
 import { rowByName } from '../hypercalls/table.js';
 import type { Row } from '../hypercalls/row.js';
-import { DOMCTL_PAYLOAD_OFFSET, SYSCTL_PAYLOAD_OFFSET, xen_domctl, xen_sysctl } from '../hypercalls/structs.js';
+import { DOMCTL_PAYLOAD_OFFSET, SYSCTL_PAYLOAD_OFFSET, xen_domctl, xen_sysctl, xen_sysctl_physinfo } from '../hypercalls/structs.js';
 import { XEN_DOMCTL_INTERFACE_VERSION, XEN_SYSCTL_INTERFACE_VERSION } from '../hypercalls/numbers.js';
 import { runHypercall, type Program, type RunEnv } from '../retry/runner.js';
+import { decideRetry } from '../retry/decide.js';
 
 export interface OpCtx {
   readonly pool: BufferPool;
@@ -142,4 +143,47 @@ export function syntheticError(row: Row, errnoName: 'ESRCH', message: string): H
     },
     `${row.name}: ${message} (${errnoName})`,
   );
+}
+
+/**
+ * After a call that returned 0 although one of its copies failed (Xen reassigned ret over the
+ * -EFAULT: vcpu_affinity_domctl with both cpumaps), decides as if it had returned -EFAULT on
+ * `attempt`: returns to re-issue from pristine inputs, or throws the error the runner would.
+ */
+export function* hiddenFault(ctx: OpCtx, row: Row, attempt: number, what: string): Program<void> {
+  const errno = errnoNumber('EFAULT');
+  const counters = ctx.env.stats.counters(row.name);
+  counters.efaults++;
+  const d = decideRetry({ errno, attempt, row, args: undefined, buffersCanFault: !ctx.env.backend.buffersNeverFault(), policy: ctx.env.policy });
+  if (d.action === 'retry') {
+    if (ctx.env.signal?.aborted) throw new XencallError(ErrorCodes.ABORTED, `${row.name}: aborted before re-issue ${attempt + 1}`);
+    if (d.delayMs > 0) yield { type: 'sleep', ms: d.delayMs };
+    counters.retries++;
+    return;
+  }
+  const code = d.kind === 'exhausted' ? ErrorCodes.RETRY_EXHAUSTED : d.kind === 'errno-not-retryable' ? ErrorCodes.HYPERCALL : ErrorCodes.RETRY_REFUSED;
+  if (code === ErrorCodes.RETRY_EXHAUSTED) counters.exhausted++;
+  else if (code === ErrorCodes.RETRY_REFUSED) counters.refused++;
+  else counters.failed++;
+  throw new HypercallError(
+    code,
+    {
+      errno,
+      op: HYPERCALLS[row.hypercall].number,
+      subop: row.subop,
+      name: row.name,
+      attempts: attempt,
+      verdict: d.verdict,
+      reason: d.reason,
+      recovery: d.recovery,
+      retry: code === ErrorCodes.RETRY_EXHAUSTED ? 'exhausted' : code === ErrorCodes.RETRY_REFUSED ? 'refused' : 'none',
+    },
+    `${row.name} returned 0 but ${what} was not written back (a copy fault Xen did not report); ${d.reason}`,
+  );
+}
+
+/** physinfo's max_cpu_id + 1: how many cpu ids there are (libxc's xc_get_max_cpus). */
+export function* cpuIdCount(ctx: OpCtx): Program<number> {
+  const { out } = yield* sysctl(ctx, rowByName('sysctl.physinfo')!, xen_sysctl_physinfo, {});
+  return out.max_cpu_id + 1;
 }

@@ -5,6 +5,7 @@ import type { Xencall, CallOptions } from '../xencall.js';
 import { DOMCTL_OPS } from './domctl.js';
 import { EVENT_CHANNEL_OPS, MEMORY_OP_OPS, XEN_VERSION_OPS } from './misc.js';
 import { SYSCTL_OPS } from './sysctl.js';
+import { HVM_OP_OPS } from './hvm.js';
 import { parseArgs, type OpCtx, type TypedOp } from './helpers.js';
 import type { Program } from '../retry/runner.js';
 
@@ -14,6 +15,7 @@ export const TYPED_OPS = {
   xen_version: XEN_VERSION_OPS,
   memory_op: MEMORY_OP_OPS,
   event_channel_op: EVENT_CHANNEL_OPS,
+  hvm_op: HVM_OP_OPS,
 };
 
 /**

@@ -43,8 +43,24 @@ import {
   xen_sysctl_physinfo,
   xen_sysctl_readconsole,
 } from '../hypercalls/structs.js';
+import {
+  vcpu_guest_context,
+  xen_domctl_getvcpuinfo,
+  xen_domctl_hvmcontext,
+  xen_domctl_settimeoffset,
+  xen_domctl_vcpuaffinity,
+  xen_domctl_vcpucontext,
+  xen_hvm_param,
+  xen_sysctl_cputopoinfo,
+  xen_sysctl_getcpuinfo,
+  xen_sysctl_numainfo,
+  xenctl_bitmap,
+} from '../hypercalls/structs.js';
+import { HVMOP } from '../hypercalls/numbers.js';
+import { HVM_NR_PARAMS, HVM_PARAM, XEN_VCPUAFFINITY } from '../hypercalls/values.js';
+import type { Decoded } from '../layout.js';
 import type { MockHypervisor } from './hypervisor.js';
-import { LOG_DIRTY_CHUNK_BYTES, MAX_CONTROLLER_PAUSE_COUNT, MockDomain } from './world.js';
+import { LOG_DIRTY_CHUNK_BYTES, MAX_CONTROLLER_PAUSE_COUNT, MockDomain, checkHvmContext, vcpuContextFor } from './world.js';
 
 const E = (name: string): bigint => -BigInt(errnoNumber(name));
 const OK = 0n;
@@ -84,6 +100,9 @@ export function dispatch(hv: MockHypervisor, op: number, args: readonly bigint[]
       break;
     case HYPERCALL.event_channel_op:
       result = eventChannelOp(hv, args, begin);
+      break;
+    case HYPERCALL.hvm_op:
+      result = hvmOp(hv, args, begin);
       break;
     case HYPERCALL.arch_1:
       result = pagingDomctlCont(hv, args, begin);
@@ -290,6 +309,18 @@ function domctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigi
         if (!hv.copyToGuest(name, array + i * 8n, tb, `array[${i}]`)) return E('EFAULT');
       }
       break; // no copyback for this op
+    }
+    case DOMCTL.getvcpuinfo:
+    case DOMCTL.setvcpuaffinity:
+    case DOMCTL.getvcpuaffinity:
+    case DOMCTL.settimeoffset:
+    case DOMCTL.gethvmcontext:
+    case DOMCTL.sethvmcontext:
+    case DOMCTL.getvcpucontext: {
+      const r = vcpuAndContextDomctl(hv, name, op.cmd, d!, v);
+      ret = r.ret;
+      copyback = r.copyback;
+      break;
     }
     default:
       return hv.unmodelled(name, `domctl cmd ${op.cmd}`);
@@ -554,6 +585,18 @@ function sysctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigi
       encode(xen_sysctl_getdomaininfolist, v, P, { num_domains: num });
       break;
     }
+    case SYSCTL.sched_id:
+      // op->u.sched_id.sched_id = sched_id(): the default cpupool's scheduler.
+      v.setUint32(P, hv.host.schedulerId, true);
+      break;
+    case SYSCTL.getcpuinfo:
+    case SYSCTL.numainfo:
+    case SYSCTL.cputopoinfo: {
+      const r = cpuSysctl(hv, name, op.cmd, v, uSysctl);
+      if (r === 'goto out') return E('EFAULT'); // getcpuinfo's `goto out`: ret != 0, no copy-back
+      ret = r;
+      break;
+    }
     default:
       copyback = false;
       return hv.unmodelled(name, `sysctl cmd ${op.cmd}`);
@@ -649,6 +692,319 @@ function eventChannelOp(hv: MockHypervisor, args: readonly bigint[], begin: Begi
     default:
       return hv.unmodelled(name, `event_channel_op cmd ${cmd}`);
   }
+}
+
+// ---- vcpus, affinity, time offset, HVM and vcpu context -----------------------------------------
+
+/**
+ * The domctls on vcpus and contexts, each in its Xen function's order. `v` is do_domctl's local
+ * copy of the struct (results go into it for the copy-back); returns ret and whether the
+ * struct is copied back.
+ */
+function vcpuAndContextDomctl(hv: MockHypervisor, name: string, cmd: number, d: MockDomain, v: DataView): { ret: bigint; copyback: boolean } {
+  const P = DOMCTL_PAYLOAD_OFFSET;
+  switch (cmd) {
+    case DOMCTL.getvcpuinfo: {
+      // common/domctl.c do_domctl: -EINVAL past max_vcpus, -ESRCH for a hole; results copied back.
+      const { vcpu } = decode(xen_domctl_getvcpuinfo, v, P);
+      if (vcpu >= d.maxVcpus) return { ret: E('EINVAL'), copyback: false };
+      const vc = d.vcpus[vcpu];
+      if (!vc) return { ret: E('ESRCH'), copyback: false };
+      encode(xen_domctl_getvcpuinfo, v, P, { online: vc.online ? 1 : 0, blocked: vc.blocked ? 1 : 0, running: vc.running ? 1 : 0, cpu_time: vc.cpu_time, cpu: vc.cpu });
+      return { ret: OK, copyback: true };
+    }
+    case DOMCTL.setvcpuaffinity:
+    case DOMCTL.getvcpuaffinity:
+      // Neither sets copyback: results go only into the caller's bitmaps.
+      return { ret: vcpuAffinityDomctl(hv, name, cmd, d, v), copyback: false };
+    case DOMCTL.settimeoffset: {
+      // domain_set_time_offset(); no copy-back.
+      const { time_offset_seconds } = decode(xen_domctl_settimeoffset, v, P);
+      d.timeOffsetSeconds = time_offset_seconds;
+      hv.effect(name, 'domain.time_offset', { domid: d.domid, seconds: time_offset_seconds });
+      return { ret: OK, copyback: false };
+    }
+    case DOMCTL.gethvmcontext: {
+      // arch/x86/domctl.c: copyback is set on every path, errors included, so an EFAULT on it
+      // can replace -EINVAL or -ENOSPC.
+      const hc = decode(xen_domctl_hvmcontext, v, P);
+      if (d.domid === 0 || !d.hvm || !d.hvmContext) return { ret: E('EINVAL'), copyback: true };
+      const blob = d.hvmContext;
+      // hvm_save_size(): the sum of every record type's worst case, an upper bound on c.cur.
+      const saveSize = blob.length + 1024;
+      if (hc.buffer === 0n) {
+        encode(xen_domctl_hvmcontext, v, P, { size: saveSize });
+        return { ret: OK, copyback: true };
+      }
+      if (hc.size < saveSize) return { ret: E('ENOSPC'), copyback: true };
+      // domain_pause, hvm_save, domain_unpause: transient, nothing to record.
+      encode(xen_domctl_hvmcontext, v, P, { size: blob.length });
+      const ok = hv.copyToGuest(name, hc.buffer, blob, `buffer[0..${blob.length})`);
+      return { ret: ok ? OK : E('EFAULT'), copyback: true };
+    }
+    case DOMCTL.sethvmcontext: {
+      // arch/x86/domctl.c: the whole buffer is copied in before domain_pause and hvm_load().
+      const hc = decode(xen_domctl_hvmcontext, v, P);
+      if (d.domid === 0 || !d.hvm) return { ret: E('EINVAL'), copyback: false };
+      const data = hv.copyFromGuest(name, hc.buffer, hc.size, `buffer[0..${hc.size})`);
+      if (!data) return { ret: E('EFAULT'), copyback: false };
+      if (d.dying) return { ret: E('EINVAL'), copyback: false };
+      const loaded = checkHvmContext(data);
+      if (typeof loaded === 'string') return { ret: E(loaded), copyback: false };
+      d.hvmContext = loaded;
+      hv.effect(name, 'hvm.context_loaded', { domid: d.domid, bytes: loaded.length });
+      return { ret: OK, copyback: false };
+    }
+    case DOMCTL.getvcpucontext: {
+      // common/domctl.c: checks, then the context is copied out, then copyback = 1 whatever
+      // that copy returned.
+      const vc = decode(xen_domctl_vcpucontext, v, P);
+      const target = vc.vcpu < d.maxVcpus ? d.vcpus[vc.vcpu] : undefined;
+      // The calling vcpu (dom0's vcpu 0 here) cannot be paused to read its own context.
+      if (!target || (d.domid === 0 && vc.vcpu === 0)) return { ret: E('EINVAL'), copyback: false };
+      if (!target.initialised) return { ret: E('ENODATA'), copyback: false };
+      const ctxt = target.context ?? vcpuContextFor(d.domid, vc.vcpu);
+      const ok = hv.copyToGuest(name, vc.ctxt, ctxt.subarray(0, vcpu_guest_context.size), 'ctxt (vcpu_guest_context)');
+      return { ret: ok ? OK : E('EFAULT'), copyback: true };
+    }
+    default:
+      throw new Error(`vcpuAndContextDomctl: cmd ${cmd}`);
+  }
+}
+
+/** xen/common/sched/core.c vcpu_affinity_domctl, with bitmap.c's copies. */
+function vcpuAffinityDomctl(hv: MockHypervisor, name: string, cmd: number, d: MockDomain, v: DataView): bigint {
+  const aff = decode(xen_domctl_vcpuaffinity, v, DOMCTL_PAYLOAD_OFFSET);
+  if (aff.vcpu >= d.maxVcpus) return E('EINVAL');
+  const vc = d.vcpus[aff.vcpu];
+  if (!vc) return E('ESRCH');
+  const hardFlag = (aff.flags & XEN_VCPUAFFINITY.HARD) !== 0;
+  const softFlag = (aff.flags & XEN_VCPUAFFINITY.SOFT) !== 0;
+  // vcpuaffinity_params_invalid
+  if (aff.flags === 0 || (hardFlag && aff.cpumap_hard.bitmap === 0n) || (softFlag && aff.cpumap_soft.bitmap === 0n)) return E('EINVAL');
+  const nrCpuIds = hv.nrCpus;
+  const mask = (1n << BigInt(nrCpuIds)) - 1n;
+  // One cpupool holding every cpu: its online mask is all of them.
+  const online = mask;
+
+  if (cmd === DOMCTL.getvcpuaffinity) {
+    // The plain masks; each assignment replaces ret, so a hard-map EFAULT is lost when SOFT is set.
+    let ret = OK;
+    if (hardFlag) ret = toXenctl(hv, name, aff.cpumap_hard, vc.hardAffinity & mask, nrCpuIds, 'cpumap_hard');
+    if (softFlag) ret = toXenctl(hv, name, aff.cpumap_soft, vc.softAffinity & mask, nrCpuIds, 'cpumap_soft');
+    return ret;
+  }
+
+  const oldHard = vc.hardAffinity;
+  let ret = OK;
+  // FORCE undoes a SCHEDOP_pin_override, which the mock does not model.
+  if (hardFlag) {
+    const hard = fromXenctl(hv, name, aff.cpumap_hard, nrCpuIds, 'cpumap_hard');
+    if (hard === null) return E('EFAULT');
+    // vcpu_set_hard_affinity: the new mask must meet the pool's online cpus.
+    if ((hard & online) === 0n) return E('EINVAL');
+    vc.hardAffinity = hard;
+    hv.effect(name, 'vcpu.affinity', { domid: d.domid, vcpu: aff.vcpu, hard });
+    // What the scheduler will use: hard & online, written over the caller's map.
+    ret = toXenctl(hv, name, aff.cpumap_hard, online & vc.hardAffinity, nrCpuIds, 'cpumap_hard');
+  }
+  if (softFlag) {
+    // ret is reassigned here: an EFAULT from the hard map's copy-back above is lost.
+    const soft = fromXenctl(hv, name, aff.cpumap_soft, nrCpuIds, 'cpumap_soft');
+    if (soft === null) {
+      // "the caller expects nothing happened": roll the hard map back.
+      if (hardFlag) {
+        vc.hardAffinity = oldHard;
+        hv.effect(name, 'vcpu.affinity', { domid: d.domid, vcpu: aff.vcpu, hard: oldHard });
+      }
+      return E('EFAULT');
+    }
+    vc.softAffinity = soft;
+    hv.effect(name, 'vcpu.affinity', { domid: d.domid, vcpu: aff.vcpu, soft });
+    ret = toXenctl(hv, name, aff.cpumap_soft, soft & online & vc.hardAffinity, nrCpuIds, 'cpumap_soft');
+  }
+  return ret;
+}
+
+type Xenctl = Decoded<typeof xenctl_bitmap.fields>;
+
+/** xenctl_bitmap_to_bitmap: min(guest, Xen) bytes copied in; a partial last byte masked. Null: EFAULT. */
+function fromXenctl(hv: MockHypervisor, name: string, map: Xenctl, nbits: number, what: string): bigint | null {
+  const guestBytes = Math.ceil(map.nr_bits / 8);
+  const xenBytes = Math.ceil(nbits / 8);
+  const copyBytes = Math.min(guestBytes, xenBytes);
+  const bytes = new Uint8Array(xenBytes);
+  if (copyBytes) {
+    const got = hv.copyFromGuest(name, map.bitmap, copyBytes, `${what}.bitmap[0..${copyBytes})`);
+    if (!got) return null;
+    bytes.set(got);
+    if (map.nr_bits & 7 && guestBytes === copyBytes) bytes[guestBytes - 1]! &= ~(0xff << (map.nr_bits & 7)) & 0xff;
+  }
+  let value = 0n;
+  for (let i = xenBytes - 1; i >= 0; i--) value = (value << 8n) | BigInt(bytes[i]!);
+  return value & ((1n << BigInt(nbits)) - 1n);
+}
+
+/** bitmap_to_xenctl_bitmap: Xen's bytes copied out, then the rest of the caller's map zeroed a byte at a time. */
+function toXenctl(hv: MockHypervisor, name: string, map: Xenctl, value: bigint, nbits: number, what: string): bigint {
+  const guestBytes = Math.ceil(map.nr_bits / 8);
+  const xenBytes = Math.ceil(nbits / 8);
+  const copyBytes = Math.min(guestBytes, xenBytes);
+  const bytes = new Uint8Array(copyBytes);
+  for (let i = 0; i < copyBytes; i++) bytes[i] = Number((value >> BigInt(i * 8)) & 0xffn);
+  if (copyBytes && !hv.copyToGuest(name, map.bitmap, bytes, `${what}.bitmap[0..${copyBytes})`)) return E('EFAULT');
+  for (let i = copyBytes; i < guestBytes; i++) {
+    if (!hv.copyToGuest(name, map.bitmap + BigInt(i), new Uint8Array(1), `${what}.bitmap[${i}]`)) return E('EFAULT');
+  }
+  return OK;
+}
+
+/**
+ * do_sysctl's getcpuinfo, numainfo and cputopoinfo. Returns ret (the final copy-back follows
+ * when it is 0), or 'goto out' for getcpuinfo's fault exit, which skips the copy-back.
+ */
+function cpuSysctl(hv: MockHypervisor, name: string, cmd: number, v: DataView, uSysctl: bigint): bigint | 'goto out' {
+  const P = SYSCTL_PAYLOAD_OFFSET;
+  const u32le = (n: number) => {
+    const b = new Uint8Array(4);
+    dv(b).setUint32(0, n, true);
+    return b;
+  };
+  switch (cmd) {
+    case SYSCTL.getcpuinfo: {
+      const gi = decode(xen_sysctl_getcpuinfo, v, P);
+      const nr = Math.min(gi.max_cpus, hv.nrCpus);
+      let i = 0;
+      for (; i < nr; i++) {
+        const rec = new Uint8Array(8);
+        dv(rec).setBigUint64(0, hv.host.cpuIdleTime[i] ?? 0n, true);
+        if (!hv.copyToGuest(name, gi.info + BigInt(i * 8), rec, `info[${i}]`)) return 'goto out';
+      }
+      encode(xen_sysctl_getcpuinfo, v, P, { nr_cpus: i });
+      return OK;
+    }
+    case SYSCTL.cputopoinfo: {
+      const ti = decode(xen_sysctl_cputopoinfo, v, P);
+      let numCpus = hv.nrCpus; // cpumask_last(&cpu_present_map) + 1
+      let i: number;
+      if (ti.cputopo !== 0n) {
+        if (numCpus > ti.num_cpus) numCpus = ti.num_cpus;
+        for (i = 0; i < numCpus; i++) {
+          // One socket, one node, a core per cpu (physinfo: 1 thread per core).
+          const rec = new Uint8Array(12);
+          dv(rec).setUint32(0, i, true);
+          dv(rec).setUint32(4, 0, true);
+          dv(rec).setUint32(8, 0, true);
+          if (!hv.copyToGuest(name, ti.cputopo + BigInt(i * 12), rec, `cputopo[${i}]`)) return E('EFAULT');
+        }
+      } else {
+        i = numCpus;
+      }
+      if (ti.num_cpus !== i) {
+        encode(xen_sysctl_cputopoinfo, v, P, { num_cpus: i });
+        // __copy_field_to_guest(u_sysctl, op, u.cputopoinfo.num_cpus)
+        if (!hv.copyToGuest(name, uSysctl + BigInt(P), u32le(i), 'arg0 u.cputopoinfo.num_cpus')) return E('EFAULT');
+      }
+      return OK;
+    }
+    case SYSCTL.numainfo: {
+      const ni = decode(xen_sysctl_numainfo, v, P);
+      let numNodes = 1; // last_node(node_online_map) + 1
+      let i: number;
+      if (ni.meminfo !== 0n || ni.distance !== 0n) {
+        if (numNodes > ni.num_nodes) numNodes = ni.num_nodes;
+        const used = [...hv.domains.values()].reduce((s, d) => s + d.totPages, 0);
+        for (i = 0; i < numNodes; i++) {
+          if (ni.meminfo !== 0n) {
+            const rec = new Uint8Array(16);
+            dv(rec).setBigUint64(0, BigInt(hv.totalPages) << 12n, true);
+            dv(rec).setBigUint64(8, BigInt(Math.max(0, hv.totalPages - used)) << 12n, true);
+            if (!hv.copyToGuest(name, ni.meminfo + BigInt(i * 16), rec, `meminfo[${i}]`)) return E('EFAULT');
+          }
+          if (ni.distance !== 0n) {
+            const row = new Uint8Array(numNodes * 4);
+            for (let j = 0; j < numNodes; j++) dv(row).setUint32(j * 4, i === j ? 10 : 20, true);
+            if (!hv.copyToGuest(name, ni.distance + BigInt(i * numNodes * 4), row, `distance[${i * numNodes}..${(i + 1) * numNodes})`)) return E('EFAULT');
+          }
+        }
+      } else {
+        i = numNodes;
+      }
+      if (ni.num_nodes !== i) {
+        encode(xen_sysctl_numainfo, v, P, { num_nodes: i });
+        if (!hv.copyToGuest(name, uSysctl + BigInt(P), u32le(i), 'arg0 u.numainfo.num_nodes')) return E('EFAULT');
+      }
+      return OK;
+    }
+    default:
+      throw new Error(`cpuSysctl: cmd ${cmd}`);
+  }
+}
+
+// ---- hvm_op: xen/arch/x86/hvm/hvm.c do_hvm_op ---------------------------------------------------
+
+/** Deprecated parameters: hvm_allow_get_param and hvm_allow_set_param refuse them (-EINVAL). */
+const HVM_PARAM_DEPRECATED = new Set<number>([
+  HVM_PARAM.PAE_ENABLED,
+  HVM_PARAM.DM_DOMAIN,
+  HVM_PARAM.MEMORY_EVENT_CR0,
+  HVM_PARAM.MEMORY_EVENT_CR3,
+  HVM_PARAM.MEMORY_EVENT_CR4,
+  HVM_PARAM.MEMORY_EVENT_INT3,
+  HVM_PARAM.NESTEDHVM,
+  HVM_PARAM.MEMORY_EVENT_SINGLE_STEP,
+  HVM_PARAM.BUFIOREQ_EVTCHN,
+  HVM_PARAM.MEMORY_EVENT_MSR,
+]);
+
+/** Parameters hvm_allow_set_param lets change only once (a different non-zero value: -EEXIST). */
+const HVM_PARAM_SET_ONCE = new Set<number>([
+  HVM_PARAM.VIRIDIAN,
+  HVM_PARAM.IOREQ_PFN,
+  HVM_PARAM.BUFIOREQ_PFN,
+  HVM_PARAM.IOREQ_SERVER_PFN,
+  HVM_PARAM.NR_IOREQ_SERVER_PAGES,
+  HVM_PARAM.ALTP2M,
+  HVM_PARAM.MCA_CAP,
+]);
+
+function hvmOp(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigint {
+  const cmd = Number(BigInt.asUintN(32, args[0]!));
+  const arg = args[1]!;
+  const name = `hvm_op.${nameOf(HVMOP, cmd) ?? cmd}`;
+  begin(name);
+  if (cmd !== HVMOP.get_param && cmd !== HVMOP.set_param) return hv.unmodelled(name, `hvm_op cmd ${cmd}`);
+
+  // hvmop_get_param / hvmop_set_param
+  const b = hv.copyFromGuest(name, arg, xen_hvm_param.size, 'arg1 (struct xen_hvm_param)');
+  if (!b) return E('EFAULT');
+  const a = decode(xen_hvm_param, dv(b));
+  if (a.index >= HVM_NR_PARAMS) return E('EINVAL');
+  // rcu_lock_domain_by_any_id: DOMID_SELF is the caller, the PV dom0.
+  const d = hv.domain(a.domid === DOMID.SELF ? 0 : a.domid);
+  if (!d) return E('ESRCH');
+  // rc = -EINVAL; if ( is_hvm_domain(d) ... ): a PV target gets -EINVAL whatever the index.
+  if (!d.hvm) return E('EINVAL');
+  if (HVM_PARAM_DEPRECATED.has(a.index)) return E('EINVAL');
+
+  if (cmd === HVMOP.get_param) {
+    encode(xen_hvm_param, dv(b), 0, { value: d.hvmParams[a.index]! });
+    return hv.copyToGuest(name, arg, b, 'arg1 (struct xen_hvm_param)') ? OK : E('EFAULT');
+  }
+
+  // hvm_allow_set_param, then hvm_set_param's per-parameter checks (the ones modelled here).
+  const old = d.hvmParams[a.index]!;
+  if (HVM_PARAM_SET_ONCE.has(a.index) && old !== 0n && a.value !== old) return E('EEXIST');
+  const invalid =
+    (a.index === HVM_PARAM.TIMER_MODE && a.value > 3n) || // > HVMPTM_one_missed_tick_pending
+    (a.index === HVM_PARAM.ACPI_S_STATE && a.value !== 0n && a.value !== 3n) ||
+    (a.index === HVM_PARAM.TRIPLE_FAULT_REASON && a.value > 5n) || // > SHUTDOWN_MAX
+    (a.index === HVM_PARAM.X87_FIP_WIDTH && a.value !== 0n && a.value !== 4n && a.value !== 8n) ||
+    (a.index === HVM_PARAM.NR_IOREQ_SERVER_PAGES && (a.value === 0n || a.value > 64n));
+  if (invalid) return E('EINVAL');
+  d.hvmParams[a.index] = a.value;
+  hv.effect(name, 'hvm.param', { domid: d.domid, index: a.index, value: a.value });
+  return OK; // nothing is copied back
 }
 
 function dv(b: Uint8Array): DataView {

@@ -3,11 +3,11 @@
 // copy-in, check, act, copy-out. MockBackend connects a Xencall handle to it.
 
 import type { Backend, BackendPages } from '../backend.js';
-import { ErrorCodes, XencallError, errnoNumber } from '../errors.js';
+import { ErrorCodes, HypercallError, XencallError, errnoNumber } from '../errors.js';
 import { DOMID, XEN_PAGE_SIZE } from '../hypercalls/numbers.js';
 import { CallHistory } from './history.js';
 import { FaultPlan, type CopyDirection } from './faults.js';
-import { MockConsole, MockDomain, type DomainSpec } from './world.js';
+import { MockConsole, MockDomain, MockHost, type DomainSpec } from './world.js';
 import { dispatch } from './handlers.js';
 
 export interface MockHypervisorOptions {
@@ -50,6 +50,8 @@ export class MockHypervisor {
   readonly buffersNeverFaultMode: boolean;
   readonly domains = new Map<number, MockDomain>();
   readonly console: MockConsole;
+  /** Scheduler id, per-cpu idle time and numa layout (sched_id, getcpuinfo, numainfo, cputopoinfo). */
+  readonly host: MockHost;
   readonly faults = new FaultPlan();
   readonly history = new CallHistory();
   readonly version: { major: number; minor: number; extraversion: string; changeset: string; capabilities: string };
@@ -83,6 +85,7 @@ export class MockHypervisor {
     this.logDirtyChunksPerSlice = options.logDirtyChunksPerSlice ?? Infinity;
     if (!(this.logDirtyChunksPerSlice >= 1)) throw new RangeError('logDirtyChunksPerSlice must be >= 1');
     this.console = new MockConsole(options.consoleSize);
+    this.host = new MockHost(this.nrCpus);
     this.console.write(options.consoleText ?? `(XEN) Xen version ${this.version.major}.${this.version.minor}${this.version.extraversion} (mock)\n(XEN) Std. Loglevel: All\n`);
     const dom0 = new MockDomain({ domid: 0, totPages: 262144, maxVcpus: 2, onlineVcpus: 2, ...options.dom0 });
     dom0.vcpus.forEach((v) => (v.running = true));
@@ -238,13 +241,30 @@ export class MockBackend implements Backend {
   readonly kind = 'mock';
   readonly fd = -1;
   private closed = false;
+  private restrictedTo: number | null = null;
 
   constructor(readonly hypervisor: MockHypervisor) {}
 
   hypercall(op: number, args: readonly bigint[]): bigint {
     this.checkOpen();
     if (args.length !== 5) throw new XencallError(ErrorCodes.VALIDATION, `a hypercall takes exactly five arguments at the backend, got ${args.length}`);
+    // privcmd_ioctl_hypercall refuses a restricted fd before Xen sees anything.
+    if (this.restrictedTo !== null) return -BigInt(errnoNumber('EPERM'));
     return this.hypervisor.hypercall(op, args);
+  }
+
+  /** IOCTL_PRIVCMD_RESTRICT, as privcmd_ioctl_restrict does it. */
+  restrict(domid: number): void {
+    this.checkOpen();
+    if (!Number.isInteger(domid) || domid < 0 || domid > 0xffff) throw new XencallError(ErrorCodes.VALIDATION, `domid must be an integer from 0 to 65535, got ${domid}`);
+    if (this.restrictedTo !== null && this.restrictedTo !== domid) {
+      throw new HypercallError(ErrorCodes.HYPERCALL, { errno: errnoNumber('EINVAL'), op: -1, subop: null, name: 'privcmd.restrict', attempts: 1, verdict: null, reason: null, recovery: null, retry: 'none' });
+    }
+    this.restrictedTo = domid;
+  }
+
+  get restricted(): number | null {
+    return this.restrictedTo;
   }
 
   async hypercallAsync(op: number, args: readonly bigint[]): Promise<bigint> {

@@ -3,11 +3,17 @@
 // and to check what a sequence of hypercalls did.
 
 import { XEN_DOMCTL_PFINFO } from '../hypercalls/numbers.js';
+import { HVM_FILE, HVM_NR_PARAMS, XEN_SCHEDULER } from '../hypercalls/values.js';
+import { cpu_user_regs, vcpu_guest_context } from '../hypercalls/structs.js';
+import { encode, type Decoded } from '../layout.js';
 
 /** Xen refuses a controller pause count above this (domain.c, -EOVERFLOW). */
 export const MAX_CONTROLLER_PAUSE_COUNT = 255;
 /** One log-dirty leaf: PAGE_SIZE bytes of bitmap = 32768 pages (paging_log_dirty_op's chunk). */
 export const LOG_DIRTY_CHUNK_BYTES = 4096;
+
+/** cpumask_all: a new vcpu's hard and soft affinity (Xen reports it clipped to nr_cpu_ids). */
+export const ALL_CPUS = -1n;
 
 export interface MockVcpu {
   online: boolean;
@@ -15,6 +21,13 @@ export interface MockVcpu {
   running: boolean;
   cpu: number;
   cpu_time: bigint;
+  /** Bit n = physical cpu n; ALL_CPUS until a setvcpuaffinity. */
+  hardAffinity: bigint;
+  softAffinity: bigint;
+  /** v->is_initialised: a context was loaded (online vcpus of a test domain are). */
+  initialised: boolean;
+  /** The vcpu_guest_context getvcpucontext copies out; null: one is made up from the ids. */
+  context: Uint8Array | null;
 }
 
 export type EvtchnState =
@@ -75,6 +88,12 @@ export class MockDomain {
   /** Guest memory (memoryPageBytes a page) when the domain was created with it. */
   memory: Uint8Array | null;
   readonly memoryPageBytes: number;
+  /** settimeoffset's d->time_offset.seconds. */
+  timeOffsetSeconds = 0n;
+  /** HVM domains' saved context (hvm_save's record stream), opaque apart from header and end. */
+  hvmContext: Uint8Array | null = null;
+  /** d->arch.hvm.params, indexed by HVM_PARAM_* (HVM domains only). */
+  readonly hvmParams: bigint[] = new Array<bigint>(HVM_NR_PARAMS).fill(0n);
 
   constructor(spec: DomainSpec) {
     this.domid = spec.domid;
@@ -83,11 +102,22 @@ export class MockDomain {
     this.maxPages = BigInt(spec.maxPages ?? spec.totPages ?? 0);
     this.maxVcpus = spec.maxVcpus ?? 1;
     const online = spec.onlineVcpus ?? 0;
-    this.vcpus = Array.from({ length: this.maxVcpus }, (_, i) => ({ online: i < online, blocked: i < online, running: false, cpu: i, cpu_time: 0n }));
+    this.vcpus = Array.from({ length: this.maxVcpus }, (_, i) => ({
+      online: i < online,
+      blocked: i < online,
+      running: false,
+      cpu: i,
+      cpu_time: 0n,
+      hardAffinity: ALL_CPUS,
+      softAffinity: ALL_CPUS,
+      initialised: i < online,
+      context: null,
+    }));
     this.controllerPauseCount = spec.paused ? 1 : 0;
     this.hvm = spec.hvm ?? false;
     this.memoryPageBytes = spec.memoryPageBytes ?? 4096;
     this.memory = spec.withMemory ? new Uint8Array(this.totPages * this.memoryPageBytes) : null;
+    if (this.hvm) this.hvmContext = hvmContextBlob(this.maxVcpus, this.domid);
   }
 
   get paused(): boolean {
@@ -166,4 +196,92 @@ export class MockConsole {
     for (let i = this.cons; i !== this.prod; i = (i + 1) >>> 0) out.push(this.ring[i & (this.size - 1)]!);
     return Buffer.from(out).toString('latin1');
   }
+}
+
+/**
+ * The host beyond physinfo's counts: the scheduler, per-cpu idle time and the numa layout (one
+ * node holding every cpu and all memory, one socket with a core per cpu).
+ */
+export class MockHost {
+  /** XEN_SCHEDULER_* of the default cpupool. */
+  schedulerId: number = XEN_SCHEDULER.CREDIT2;
+  /** Nanoseconds each cpu has idled (get_cpu_idle_time). */
+  readonly cpuIdleTime: bigint[];
+
+  constructor(readonly nrCpus: number) {
+    this.cpuIdleTime = Array.from({ length: nrCpus }, (_, i) => BigInt(i + 1) * 1_000_000_000n);
+  }
+}
+
+const HVM_SAVE_DESCRIPTOR = 8; // struct hvm_save_descriptor: typecode u16, instance u16, length u32
+const HVM_SAVE_HEADER = 24; // struct hvm_save_header: magic, version, changeset u64, cpuid, gtsc_khz
+const HVM_SAVE_CODE_HEADER = 1;
+const HVM_SAVE_CODE_END = 0;
+const HVM_SAVE_CODE_CPU = 2;
+
+/**
+ * A record stream shaped as hvm_save writes it: the HEADER record, one opaque CPU record per
+ * vcpu, and the END marker. Only the header and the end are ever checked (as hvm_load does).
+ */
+export function hvmContextBlob(vcpus: number, seed: number): Uint8Array {
+  const cpuLen = 32;
+  const out = new Uint8Array(HVM_SAVE_DESCRIPTOR + HVM_SAVE_HEADER + vcpus * (HVM_SAVE_DESCRIPTOR + cpuLen) + HVM_SAVE_DESCRIPTOR);
+  const v = new DataView(out.buffer);
+  let at = 0;
+  const desc = (code: number, instance: number, length: number) => {
+    v.setUint16(at, code, true);
+    v.setUint16(at + 2, instance, true);
+    v.setUint32(at + 4, length, true);
+    at += HVM_SAVE_DESCRIPTOR;
+  };
+  desc(HVM_SAVE_CODE_HEADER, 0, HVM_SAVE_HEADER);
+  v.setUint32(at, HVM_FILE.MAGIC, true);
+  v.setUint32(at + 4, HVM_FILE.VERSION, true);
+  v.setUint32(at + 16, 0x000806ec, true); // cpuid leaf 1 eax of the "saving" cpu
+  at += HVM_SAVE_HEADER;
+  for (let i = 0; i < vcpus; i++) {
+    desc(HVM_SAVE_CODE_CPU, i, cpuLen);
+    out.fill((seed * 31 + i) & 0xff, at, at + cpuLen);
+    at += cpuLen;
+  }
+  desc(HVM_SAVE_CODE_END, 0, 0);
+  return out;
+}
+
+/**
+ * hvm_load's checks on a record stream (xen/arch/x86/hvm/save.c hvm_load, arch_hvm_load): the
+ * HEADER record first (-ENODATA without it), with Xen's magic and version (-EINVAL), then records
+ * up to an END marker (-ENODATA when the data runs out first). Returns the stream up to and
+ * including END, or the errno name.
+ */
+export function checkHvmContext(blob: Uint8Array): Uint8Array | 'ENODATA' | 'EINVAL' {
+  const v = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
+  if (blob.length < HVM_SAVE_DESCRIPTOR + HVM_SAVE_HEADER) return 'ENODATA';
+  if (v.getUint16(0, true) !== HVM_SAVE_CODE_HEADER || v.getUint32(4, true) !== HVM_SAVE_HEADER) return 'ENODATA';
+  if (v.getUint32(HVM_SAVE_DESCRIPTOR, true) !== HVM_FILE.MAGIC || v.getUint32(HVM_SAVE_DESCRIPTOR + 4, true) !== HVM_FILE.VERSION) return 'EINVAL';
+  let at = HVM_SAVE_DESCRIPTOR + HVM_SAVE_HEADER;
+  for (;;) {
+    if (blob.length - at < HVM_SAVE_DESCRIPTOR) return 'ENODATA';
+    if (v.getUint16(at, true) === HVM_SAVE_CODE_END) return blob.slice(0, at + HVM_SAVE_DESCRIPTOR);
+    const len = v.getUint32(at + 4, true);
+    if (blob.length - at - HVM_SAVE_DESCRIPTOR < len) return 'ENODATA';
+    at += HVM_SAVE_DESCRIPTOR + len;
+  }
+}
+
+/** VGCF_online | VGCF_in_kernel (arch-x86/xen.h): an initialised 64-bit PV vcpu in its kernel. */
+const VGCF_ONLINE_IN_KERNEL = (1 << 5) | (1 << 2);
+
+/** A made-up but consistent vcpu_guest_context for vcpu `vcpu` of domain `domid`. */
+export function vcpuContextFor(domid: number, vcpu: number): Uint8Array {
+  const b = new Uint8Array(vcpu_guest_context.size);
+  const base = 0xffffffff80000000n + BigInt(domid) * 0x1000000n;
+  encode(vcpu_guest_context, new DataView(b.buffer), 0, {
+    flags: BigInt(VGCF_ONLINE_IN_KERNEL),
+    user_regs: { rip: base + 0x1000n + BigInt(vcpu) * 0x10n, rsp: base + 0x200000n - BigInt(vcpu) * 0x1000n, rflags: 0x246n, cs: 0xe033, ss: 0xe02b } as Decoded<typeof cpu_user_regs.fields>, // the rest stays 0
+    ctrlreg: [0x80050033n, 0n, 0n, BigInt(0x100000 + domid) << 12n, 0x2660n, 0n, 0n, 0n],
+    kernel_ss: 0xe02bn,
+    kernel_sp: base + 0x200000n - BigInt(vcpu) * 0x1000n,
+  });
+  return b;
 }

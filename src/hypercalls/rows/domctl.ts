@@ -21,7 +21,7 @@ import {
   xen_domctl_vm_event_op,
   xen_domctl_vmtrace_op,
 } from '../structs.js';
-import { domainHandle, domid, u32, u64 } from '../schemas.js';
+import { domainHandle, domid, i64, u32, u64 } from '../schemas.js';
 import { XEN_DOMCTL_MONITOR_OP, XEN_DOMCTL_VMTRACE, XEN_VM_EVENT } from './constants.js';
 
 const DO_DOMCTL: Citation = { file: 'xen/common/domctl.c', function: 'do_domctl' };
@@ -34,6 +34,13 @@ const HAP_DOMCTL: Citation = { file: 'xen/arch/x86/mm/hap/hap.c', function: 'hap
 const PCI_DOMCTL: Citation = { file: 'xen/drivers/passthrough/pci.c', function: 'iommu_do_pci_domctl' };
 
 const byDomain = z.object({ domain: domid }).strict();
+
+/** Gives a row built by a helper above the typed call's argument schema. */
+const withArgs = (row: Row, args: z.ZodType): Row => Object.freeze({ ...row, args });
+
+const byVcpu = z.object({ domain: domid, vcpu: u32 }).strict();
+/** Physical cpu numbers (Xen's NR_CPUS is at most 4096). */
+const cpuList = z.array(z.number().int().min(0).max(4095)).max(4096);
 
 const shadowMode = (mode: keyof typeof SHADOW_OP) => ({ field: 'op', value: SHADOW_OP[mode] }) as const;
 
@@ -169,12 +176,18 @@ export const DOMCTL_ROWS = [
     verified: true,
     args: byDomain,
   }),
-  domctl('setvcpuaffinity', {
-    verdict: 'safe',
-    reason:
-      'The hard and soft masks are each copied in, applied, and the effective mask copied back over the caller\'s bitmap, so an EFAULT can follow either change; setting the same masks again is harmless, provided the re-issue uses the pristine input bitmaps.',
-    source: [DO_DOMCTL, { file: 'xen/common/sched/core.c', function: 'vcpu_affinity_domctl' }],
-  }),
+  withArgs(
+    domctl('setvcpuaffinity', {
+      verdict: 'safe',
+      reason:
+        'The hard and soft masks are each copied in, applied, and the effective mask copied back over the caller\'s bitmap, so an EFAULT can follow either change; setting the same masks again is harmless, provided the re-issue uses the pristine input bitmaps. With both masks, an EFAULT on the hard mask\'s copy-back is lost (ret is reassigned by the soft half) and the call returns 0: the typed call detects the unwritten map and re-issues.',
+      source: [DO_DOMCTL, { file: 'xen/common/sched/core.c', function: 'vcpu_affinity_domctl' }, { file: 'xen/common/bitmap.c', function: 'bitmap_to_xenctl_bitmap' }],
+    }),
+    z
+      .object({ domain: domid, vcpu: u32, hard: cpuList.optional(), soft: cpuList.optional(), force: z.boolean().default(false) })
+      .strict()
+      .refine((a) => a.hard !== undefined || a.soft !== undefined, { message: 'give hard, soft or both', path: ['hard'] }),
+  ),
   defineRow({
     name: 'domctl.shadow_op',
     hypercall: 'domctl',
@@ -345,8 +358,11 @@ export const DOMCTL_ROWS = [
     source: [DO_DOMCTL, { file: 'xen/common/domain.c', function: 'vcpu_reset' }],
     verified: false,
   }),
-  readOnly('getvcpucontext', 'the vcpu is paused just long enough to read its context, which is copied out, then the struct is copied back', [DO_DOMCTL]),
-  readOnly('getvcpuinfo', 'runstate and flags are read and copied back', [DO_DOMCTL]),
+  withArgs(
+    readOnly('getvcpucontext', 'the vcpu is paused just long enough to read its context, which is copied out, then the struct is copied back', [DO_DOMCTL]),
+    byVcpu,
+  ),
+  withArgs(readOnly('getvcpuinfo', 'runstate and flags are read and copied back', [DO_DOMCTL]), byVcpu),
   defineRow({
     name: 'domctl.max_vcpus',
     hypercall: 'domctl',
@@ -385,26 +401,42 @@ export const DOMCTL_ROWS = [
     source: [DO_DOMCTL, { file: 'xen/common/domain.c', function: 'domain_soft_reset' }],
     recovery: 'A toolstack issues it only as the documented recovery of domctl.soft_reset (after a re-issued soft_reset returns -EBUSY), repeating it until it returns 0.',
   }),
-  entryOnly('settimeoffset', 'domain_set_time_offset() sets an absolute offset', [DO_DOMCTL]),
-  readOnly('getvcpuaffinity', 'the hard and soft masks are copied out to the caller\'s bitmaps', [
-    DO_DOMCTL,
-    { file: 'xen/common/sched/core.c', function: 'vcpu_affinity_domctl' },
-  ]),
+  withArgs(
+    entryOnly('settimeoffset', 'domain_set_time_offset() sets an absolute offset', [DO_DOMCTL]),
+    z.object({ domain: domid, time_offset_seconds: i64 }).strict(),
+  ),
+  withArgs(
+    readOnly(
+      'getvcpuaffinity',
+      'the hard and soft masks are copied out to the caller\'s bitmaps',
+      [DO_DOMCTL, { file: 'xen/common/sched/core.c', function: 'vcpu_affinity_domctl' }],
+      'With both masks an EFAULT on the hard one is lost (ret is reassigned): the typed call detects the unwritten map and re-issues.',
+    ),
+    byVcpu,
+  ),
   noopOnX86('real_mode_area', 'Obsolete (PowerPC)'),
   entryOnly('resumedomain', 'domain_resume() clears the shutdown state', [DO_DOMCTL, { file: 'xen/common/domain.c', function: 'domain_resume' }]),
   entryOnly('sendtrigger', 'the NMI, power or sleep trigger is delivered', [ARCH_DO_DOMCTL], 'A re-issue after EFAULT cannot deliver it twice.'),
   entryOnly('subscribe', 'the suspend event channel is recorded', [DO_DOMCTL]),
-  readOnly(
-    'gethvmcontext',
-    'hvm_save() fills an internal buffer while the domain is paused, then it is copied out and the struct copied back',
-    [ARCH_DO_DOMCTL, { file: 'xen/arch/x86/hvm/save.c', function: 'hvm_save' }],
-    'hvm_save can itself return -EFAULT when its internal buffer is too small; that is not a caller-buffer fault.',
+  withArgs(
+    readOnly(
+      'gethvmcontext',
+      'hvm_save() fills an internal buffer while the domain is paused, then it is copied out and the struct copied back',
+      [ARCH_DO_DOMCTL, { file: 'xen/arch/x86/hvm/save.c', function: 'hvm_save' }],
+      'hvm_save can itself return -EFAULT when its internal buffer is too small; that is not a caller-buffer fault.',
+    ),
+    z.object({ domain: domid }).strict(),
   ),
-  domctl('sethvmcontext', {
-    verdict: 'safe',
-    reason: 'The context buffer is copied in before domain_pause and hvm_load(); there is no copy-back, so an EFAULT means nothing was loaded.',
-    source: [ARCH_DO_DOMCTL],
-  }),
+  withArgs(
+    domctl('sethvmcontext', {
+      verdict: 'safe',
+      reason: 'The context buffer is copied in before domain_pause and hvm_load(); there is no copy-back, so an EFAULT means nothing was loaded.',
+      source: [ARCH_DO_DOMCTL],
+    }),
+    z
+      .object({ domain: domid, context: z.instanceof(Uint8Array).refine((b) => b.length >= 1 && b.length <= 1 << 26, 'an HVM context is 1 byte to 64 MiB') })
+      .strict(),
+  ),
   entryOnly('set_address_size', 'switch_compat() (a no-op when the size is already set)', [ARCH_DO_DOMCTL]),
   readOnly('get_address_size', 'the address size is copied back', [ARCH_DO_DOMCTL]),
   domctl('assign_device', {

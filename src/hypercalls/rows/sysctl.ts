@@ -20,6 +20,7 @@ import {
   xen_sysctl_tbuf_op,
 } from '../structs.js';
 import { domid, u32 } from '../schemas.js';
+import { HypercallBuffer } from '../../buffers.js';
 import { XEN_SYSCTL_CPUPOOL_OP, XEN_SYSCTL_LIVEPATCH, XEN_SYSCTL_PERFCOP, XEN_SYSCTL_PM_OP, XEN_SYSCTL_TBUFOP } from './constants.js';
 
 const DO_SYSCTL: Citation = { file: 'xen/common/sysctl.c', function: 'do_sysctl' };
@@ -48,6 +49,11 @@ const readOnly = (op: keyof typeof SYSCTL, what: string, source: readonly Citati
     source,
   });
 
+/** Gives a row built by a helper above the typed call's argument schema. */
+const withArgs = (row: Row, args: z.ZodType): Row => Object.freeze({ ...row, args });
+
+const noArgs = z.object({}).strict();
+
 const cpupoolMode = (op: keyof typeof XEN_SYSCTL_CPUPOOL_OP) => ({ field: 'op', value: XEN_SYSCTL_CPUPOOL_OP[op] }) as const;
 
 export const SYSCTL_ROWS = [
@@ -71,7 +77,11 @@ export const SYSCTL_ROWS = [
         clear: z.boolean().default(false),
         incremental: z.boolean().default(false),
         index: u32.default(0),
-        size: z.number().int().min(1).max(16 << 20).default(16384),
+        // Bytes to read; 16384 when neither size nor buffer is given.
+        size: z.number().int().min(1).max(16 << 20).optional(),
+        // The caller's own buffer (xc.allocBuffer): it is zeroed, read into and kept, so after a
+        // refused clear the bytes Xen copied are still there (see recoverConsole).
+        buffer: z.instanceof(HypercallBuffer).optional(),
       })
       .strict(),
   }),
@@ -103,7 +113,7 @@ export const SYSCTL_ROWS = [
     verified: true,
     args: z.object({}).strict(),
   }),
-  readOnly('sched_id', 'the scheduler id is copied back', [DO_SYSCTL]),
+  withArgs(readOnly('sched_id', 'the scheduler id is copied back', [DO_SYSCTL]), noArgs),
   defineRow({
     name: 'sysctl.perfc_op',
     hypercall: 'sysctl',
@@ -132,7 +142,8 @@ export const SYSCTL_ROWS = [
     source: [DO_SYSCTL],
     verified: true,
     args: z
-      .object({ first_domain: domid.default(0), max_domains: z.number().int().min(1).max(4096).default(1024) })
+      // Without max_domains the typed call pages through every domain from first_domain.
+      .object({ first_domain: domid.default(0), max_domains: z.number().int().min(1).max(4096).optional() })
       .strict(),
   }),
   defineRow({
@@ -150,7 +161,11 @@ export const SYSCTL_ROWS = [
     recovery: 'Send one key per call (nr_keys = 1); then an EFAULT means "not run" and the call can be re-issued.',
     verified: true,
   }),
-  readOnly('getcpuinfo', 'idle time per CPU is copied out, then the count copied back', [DO_SYSCTL]),
+  withArgs(
+    readOnly('getcpuinfo', 'idle time per CPU is copied out, then the count copied back', [DO_SYSCTL]),
+    // Default: every cpu id (physinfo's max_cpu_id + 1), as libxc's callers size it.
+    z.object({ max_cpus: z.number().int().min(1).max(4096).optional() }).strict(),
+  ),
   readOnly('availheap', 'the free heap size is copied back', [DO_SYSCTL]),
   sysctl('get_pmstat', {
     verdict: 'safe',
@@ -197,8 +212,8 @@ export const SYSCTL_ROWS = [
     reason: 'query copies lock records out (read-only); reset is idempotent and can only fault on the final copy-back. Only in CONFIG_DEBUG_LOCK_PROFILE builds (otherwise -ENOSYS).',
     source: [DO_SYSCTL, { file: 'xen/common/spinlock.c', function: 'spinlock_profile_control' }],
   }),
-  readOnly('cputopoinfo', 'per-CPU topology is copied out, then num_cpus', [DO_SYSCTL]),
-  readOnly('numainfo', 'per-node memory and distances are copied out, then num_nodes', [DO_SYSCTL]),
+  withArgs(readOnly('cputopoinfo', 'per-CPU topology is copied out, then num_cpus', [DO_SYSCTL]), noArgs),
+  withArgs(readOnly('numainfo', 'per-node memory and distances are copied out, then num_nodes', [DO_SYSCTL]), noArgs),
   defineRow({
     name: 'sysctl.cpupool_op.create',
     hypercall: 'sysctl',

@@ -1,0 +1,128 @@
+// Recovery after the refused EFAULTs of docs/retry.md: the dangerous op took effect, the reply
+// was lost, and these helpers find out what happened from Xen's state instead of re-issuing.
+//
+// Each works through the typed calls, so its own reads are retried where the table says they
+// may be, and each runs on the mock as on Xen.
+
+import type { HypercallBuffer } from './buffers.js';
+import { ErrorCodes, HypercallError, ValidationError } from './errors.js';
+import { bytesToUuid, domainHandle } from './hypercalls/schemas.js';
+import type { DomainInfo } from './ops/domctl.js';
+import type { Xencall } from './xencall.js';
+
+/**
+ * The domains whose handle is `handle` (a UUID string or 16 bytes), in domid order, found by
+ * paging through every domain with sysctl.getdomaininfolist.
+ *
+ * For domctl.createdomain's refused EFAULT: the domain was created, but its id was lost with
+ * the copy-back. Create with a handle of your own, and after the EFAULT look it up here; adopt
+ * the one domain found or destroy it. More than one means the handle was not unique.
+ */
+export async function findDomainByHandle(xc: Xencall, handle: string | Uint8Array): Promise<DomainInfo[]> {
+  const parsed = domainHandle.safeParse(handle);
+  if (!parsed.success) throw new ValidationError('handle', 'must be a UUID string or 16 bytes');
+  const want = bytesToUuid(parsed.data);
+  const all = await xc.sysctl.getdomaininfolist();
+  return all.filter((d) => d.handle === want);
+}
+
+export interface LeakedPortsOptions {
+  /** The domain whose ports are scanned: the `dom` given to alloc_unbound. */
+  dom: number;
+  /** The remote domain the lost port was allocated for (a domid, not DOMID_SELF). */
+  remote_dom: number;
+  /** Ports you already hold: they are not reported. */
+  known?: Iterable<number>;
+  /** The highest port to look at. Default: scan until Xen says a port is not valid. */
+  maxPort?: number;
+}
+
+/**
+ * Unbound ports of `dom` to `remote_dom` that are not in `known`, in port order, found with
+ * event_channel_op.status.
+ *
+ * For alloc_unbound's refused EFAULT: the port was allocated before the copy-back of its number
+ * failed. The lowest unknown port is the leaked one when nobody else allocates ports to the same
+ * remote domain meanwhile; use it, or close it. The scan stops at the first port Xen calls
+ * invalid (-EINVAL): evtchn_status refuses ports past d->valid_evtchns, and ports are allocated
+ * lowest-free first inside that prefix, so no port past it can be in use. Ports Xen itself
+ * consumes (-EACCES) are skipped.
+ */
+export async function findLeakedPorts(xc: Xencall, options: LeakedPortsOptions): Promise<number[]> {
+  const known = new Set(options.known ?? []);
+  const max = options.maxPort ?? Infinity;
+  const leaked: number[] = [];
+  // Port 0 is reserved (ECS_RESERVED) and never handed out.
+  for (let port = 1; port <= max; port++) {
+    let s;
+    try {
+      s = await xc.event_channel_op.status({ dom: options.dom, port });
+    } catch (e) {
+      if (e instanceof HypercallError && e.code === ErrorCodes.HYPERCALL && e.errnoName === 'EINVAL') break;
+      if (e instanceof HypercallError && e.code === ErrorCodes.HYPERCALL && e.errnoName === 'EACCES') continue;
+      throw e;
+    }
+    if (s.status === 'unbound' && s.remote_dom === options.remote_dom && !known.has(port)) leaked.push(port);
+  }
+  return leaked;
+}
+
+export interface ConsoleRecoveryOptions {
+  /** The buffer the failed read used (sysctl.readconsole's `buffer` option). */
+  buffer: HypercallBuffer;
+  /**
+   * Where the failed read began: the `index` you passed with `incremental: true`, or the ring's
+   * consumer index before the call. With it the text is cut exactly; without it, at the first
+   * NUL of the (zeroed) buffer.
+   */
+  index?: number;
+}
+
+export interface RecoveredConsole {
+  /** The text the failed read consumed from Xen's ring, decoded as latin1. */
+  text: string;
+  bytes: Uint8Array;
+  /** The ring's consumer index now: read on from it (incremental) for anything newer. */
+  index: number;
+  /**
+   * True when `index` was given and bounded the text. False when it was cut at the first NUL:
+   * if the EFAULT hit a chunk copy rather than the copy-back, that text is also still in the ring.
+   */
+  exact: boolean;
+}
+
+/**
+ * The console text a `readconsole` with `clear` consumed before its reply was lost.
+ *
+ * read_console_ring copies the ring into the buffer chunk by chunk, clears (moves the consumer
+ * index) and only then does do_sysctl copy back count and index; an EFAULT there leaves the
+ * text in your buffer and nowhere else, and the call is refused (XEN_ERR_RETRY_REFUSED). So:
+ * read with your own buffer (`xc.sysctl.readconsole({ clear: true, buffer })`, which zeroes it
+ * and does not free it) and hand the error here. The consumer index, read back with a one-byte
+ * non-clearing read, says how far the failed read got; the text from `index` to it is in the
+ * buffer. If the EFAULT hit a chunk copy instead, nothing was cleared: the result is empty and
+ * the text is still in the ring. Any other error is thrown again, unchanged.
+ */
+export async function recoverConsole(xc: Xencall, err: unknown, options: ConsoleRecoveryOptions): Promise<RecoveredConsole> {
+  if (!(err instanceof HypercallError) || err.opName !== 'sysctl.readconsole' || err.errnoName !== 'EFAULT') throw err;
+  const { buffer } = options;
+  if (buffer.freed) throw new ValidationError('buffer', 'the buffer of the failed read was freed: its text is gone');
+  // A non-clearing one-byte read starts at the consumer index: index - count is where it is.
+  const probe = await xc.sysctl.readconsole({ size: 1 });
+  const cons = (probe.index - probe.count) >>> 0;
+  const held = buffer.bytes;
+  const nul = held.indexOf(0);
+  const filled = nul === -1 ? held.length : nul;
+  let length: number;
+  let exact = false;
+  if (options.index !== undefined) {
+    // Ring indexes are free-running u32s: the signed distance says whether the ring moved past it.
+    const moved = (cons - options.index) | 0;
+    length = Math.max(0, Math.min(moved, filled));
+    exact = true;
+  } else {
+    length = filled;
+  }
+  const bytes = held.slice(0, length);
+  return { text: Buffer.from(bytes).toString('latin1'), bytes, index: cons, exact };
+}
