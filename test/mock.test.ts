@@ -52,7 +52,15 @@ describe('mock hypervisor: Xen behaviour', () => {
     const info = await xc.domctl.getdomaininfo({ domain: domid });
     assert.equal(info.handle, UUID_A);
     assert.equal(info.paused, true);
-    assert.equal(info.max_vcpu_id, 2);
+    // As on Xen: createdomain records max_vcpus, XEN_DOMCTL_max_vcpus creates the vcpus.
+    assert.equal(info.max_vcpu_id, 0xffffffff);
+    assert.equal(info.nr_online_vcpus, 0);
+    await xc.domctl.max_vcpus({ domain: domid, max: 3 });
+    const after = await xc.domctl.getdomaininfo({ domain: domid });
+    assert.equal(after.max_vcpu_id, 2);
+    assert.equal(after.nr_online_vcpus, 0, 'new vcpus are down');
+    assert.equal(after.shutdown, false);
+    assert.equal(after.flags >>> 16, 0xffff, 'SHUTDOWN_CODE_INVALID shifted in, as Xen does');
     assert.equal(hv.domain(domid)!.controllerPauseCount, 1);
     await assert.rejects(xc.domctl.createdomain({ domain: domid, handle: UUID_A }), (e: unknown) => e instanceof HypercallError && e.errnoName === 'EEXIST');
     xc.close();

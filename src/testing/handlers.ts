@@ -242,7 +242,7 @@ function domctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigi
       }
       if (cfg.max_vcpus < 1 || cfg.max_vcpus > 128) return E('EINVAL');
       if ((cfg.flags & ~0xff) !== 0) return E('EINVAL');
-      const nd = new MockDomain({ domid: dom, handle: cfg.handle, maxVcpus: cfg.max_vcpus, hvm: (cfg.flags & 1) !== 0 });
+      const nd = new MockDomain({ domid: dom, handle: cfg.handle, maxVcpus: cfg.max_vcpus, hvm: (cfg.flags & 1) !== 0, vcpusCreated: false });
       nd.ssidref = cfg.ssidref;
       nd.createFlags = cfg.flags;
       nd.maxEvtchnPort = cfg.max_evtchn_port;
@@ -283,7 +283,14 @@ function domctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigi
     case DOMCTL.max_vcpus: {
       const { max } = decode(xen_domctl_max_vcpus, v, P);
       if (d!.domid === 0 || max !== d!.maxVcpus) return E('EINVAL');
-      hv.effect(name, 'domain.max_vcpus', { domid: d!.domid, max });
+      // vcpu_create() for every missing vcpu; existing ones are kept, so a repeat is a no-op.
+      let created = 0;
+      for (let i = 0; i < max; i++) {
+        if (d!.vcpus[i]) continue;
+        d!.vcpus[i] = d!.newVcpu(i, false);
+        created++;
+      }
+      hv.effect(name, 'domain.max_vcpus', { domid: d!.domid, max, created });
       break;
     }
     case DOMCTL.shadow_op: {
@@ -472,16 +479,32 @@ function pagingDomctlCont(hv: MockHypervisor, args: readonly bigint[], begin: Be
   return r.ret;
 }
 
+/** common/domctl.c getdomaininfo(), field by field. */
 function domainInfo(hv: MockHypervisor, d: MockDomain) {
-  const online = d.vcpus.filter((x) => x.online);
-  let flags = 0;
-  if (d.dying) flags |= XEN_DOMINF.dying;
-  if (d.hvm) flags |= XEN_DOMINF.hvm_guest;
-  if (d.shutdownReason !== null) flags |= XEN_DOMINF.shutdown | (d.shutdownReason << XEN_DOMINF.shutdownshift);
-  if (d.paused) flags |= XEN_DOMINF.paused;
-  if (online.some((x) => x.running) && !d.paused) flags |= XEN_DOMINF.running;
-  else if (online.length && online.every((x) => x.blocked)) flags |= XEN_DOMINF.blocked;
   void hv;
+  // Blocked only if every online vcpu is; running if any is; no online vcpu means neither.
+  let vflags = XEN_DOMINF.blocked;
+  let online = 0;
+  let maxVcpuId = 0xffffffff; // XEN_INVALID_MAX_VCPU_ID until a vcpu exists
+  d.vcpus.forEach((x, i) => {
+    if (!x) return;
+    maxVcpuId = i;
+    if (!x.online) return;
+    if (!x.blocked) vflags &= ~XEN_DOMINF.blocked;
+    if (x.running) vflags |= XEN_DOMINF.running;
+    online++;
+  });
+  // shutdown_code is SHUTDOWN_CODE_INVALID (~0u) until a shutdown, and Xen ORs it in shifted
+  // whatever the shutdown flag says: a live domain's flags carry 0xffff0000.
+  const shutdownCode = d.shutdownReason ?? 0xffffffff;
+  const flags =
+    ((online ? vflags : 0) |
+      (d.dying ? XEN_DOMINF.dying : 0) |
+      (d.shutdownReason !== null ? XEN_DOMINF.shutdown : 0) |
+      (d.controllerPauseCount > 0 ? XEN_DOMINF.paused : 0) |
+      (d.hvm ? XEN_DOMINF.hvm_guest : 0) |
+      (shutdownCode << XEN_DOMINF.shutdownshift)) >>>
+    0;
   return {
     domain: d.domid,
     flags,
@@ -492,8 +515,8 @@ function domainInfo(hv: MockHypervisor, d: MockDomain) {
     paged_pages: 0n,
     shared_info_frame: 0x1000n + BigInt(d.domid),
     cpu_time: d.vcpus.reduce((s, x) => s + x.cpu_time, 0n),
-    nr_online_vcpus: online.length,
-    max_vcpu_id: d.maxVcpus - 1,
+    nr_online_vcpus: online,
+    max_vcpu_id: maxVcpuId,
     ssidref: d.ssidref,
     handle: d.handle,
     cpupool: d.cpupool,

@@ -88,7 +88,10 @@ export class MockHypervisor {
     this.host = new MockHost(this.nrCpus);
     this.console.write(options.consoleText ?? `(XEN) Xen version ${this.version.major}.${this.version.minor}${this.version.extraversion} (mock)\n(XEN) Std. Loglevel: All\n`);
     const dom0 = new MockDomain({ domid: 0, totPages: 262144, maxVcpus: 2, onlineVcpus: 2, ...options.dom0 });
-    dom0.vcpus.forEach((v) => (v.running = true));
+    dom0.vcpus.forEach((v) => {
+      v.running = true;
+      v.blocked = false;
+    });
     this.domains.set(0, dom0);
   }
 

@@ -54,6 +54,8 @@ export interface DomainSpec {
   hvm?: boolean;
   /** Guest memory contents, for save/restore scenarios. Default: none (only counts and types). */
   withMemory?: boolean;
+  /** False for a domain as XEN_DOMCTL_createdomain leaves it: no vcpus until max_vcpus. Default true. */
+  vcpusCreated?: boolean;
   /**
    * Bytes of content kept per page when withMemory is set. Default 4096. A test migrating tens
    * of thousands of pages may keep a few bytes each: hypercalls never read page contents.
@@ -102,22 +104,28 @@ export class MockDomain {
     this.maxPages = BigInt(spec.maxPages ?? spec.totPages ?? 0);
     this.maxVcpus = spec.maxVcpus ?? 1;
     const online = spec.onlineVcpus ?? 0;
-    this.vcpus = Array.from({ length: this.maxVcpus }, (_, i) => ({
-      online: i < online,
-      blocked: i < online,
-      running: false,
-      cpu: i,
-      cpu_time: 0n,
-      hardAffinity: ALL_CPUS,
-      softAffinity: ALL_CPUS,
-      initialised: i < online,
-      context: null,
-    }));
+    // XEN_DOMCTL_createdomain only records max_vcpus; XEN_DOMCTL_max_vcpus creates the vcpus.
+    this.vcpus = spec.vcpusCreated === false ? [] : Array.from({ length: this.maxVcpus }, (_, i) => this.newVcpu(i, i < online));
     this.controllerPauseCount = spec.paused ? 1 : 0;
     this.hvm = spec.hvm ?? false;
     this.memoryPageBytes = spec.memoryPageBytes ?? 4096;
     this.memory = spec.withMemory ? new Uint8Array(this.totPages * this.memoryPageBytes) : null;
     if (this.hvm) this.hvmContext = hvmContextBlob(this.maxVcpus, this.domid);
+  }
+
+  /** vcpu_create(): a new vcpu is down (VPF_down) until a context is loaded, unless `online`. */
+  newVcpu(id: number, online: boolean): MockVcpu {
+    return {
+      online,
+      blocked: online,
+      running: false,
+      cpu: id,
+      cpu_time: 0n,
+      hardAffinity: ALL_CPUS,
+      softAffinity: ALL_CPUS,
+      initialised: online,
+      context: null,
+    };
   }
 
   get paused(): boolean {
