@@ -69,6 +69,9 @@ export interface RowSpec<F extends FieldMap = FieldMap> {
 export type Row = RowSpec<FieldMap>;
 
 export function defineRow<const F extends FieldMap>(spec: RowSpec<F>): Row {
+  if (!['safe', 'unsafe', 'conditional'].includes(spec.verdict)) {
+    throw new Error(`row ${spec.name}: verdict must be safe, unsafe or conditional`);
+  }
   if (spec.verdict === 'conditional' && !spec.condition) {
     throw new Error(`row ${spec.name}: a conditional verdict needs a condition`);
   }
@@ -87,4 +90,31 @@ export function verdictFor(row: Row, decoded: Record<string, unknown> | undefine
   // Without decoded arguments a conditional row cannot be proved safe.
   if (!decoded || !row.condition) return 'unsafe';
   return row.condition.unsafeWhen(decoded as never) ? 'unsafe' : 'safe';
+}
+
+/** What a sub-op family's rows have in common; each row gives the rest and may override these. */
+export type SubopRowSpec = Omit<RowSpec, 'name' | 'hypercall' | 'subop' | 'faults' | 'longRunning' | 'verified' | 'verdict'> &
+  Partial<Pick<RowSpec, 'faults' | 'longRunning' | 'verified' | 'verdict'>>;
+
+/**
+ * A row factory for one hypercall's sub-ops: the name is `<hypercall>.<op>` in Xen's lowercase
+ * spelling, the number comes from the header table, and the defaults (it copies, is not
+ * long-running, was traced) apply unless the row says otherwise.
+ */
+export function subopRows<T extends Readonly<Record<string, number>>>(
+  hypercall: HypercallName,
+  numbers: T,
+  defaults: Partial<Pick<RowSpec, 'verdict' | 'faults' | 'longRunning' | 'verified'>> = {},
+): (op: keyof T & string, spec: SubopRowSpec) => Row {
+  return (op, spec) =>
+    defineRow({
+      name: `${hypercall}.${op.toLowerCase()}`,
+      hypercall,
+      subop: numbers[op]!,
+      faults: 'copies',
+      longRunning: false,
+      verified: true,
+      ...defaults,
+      ...spec,
+    } as RowSpec);
 }

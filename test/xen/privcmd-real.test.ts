@@ -15,7 +15,6 @@ import { vm } from './vm-env.js';
 
 const EPERM = 1;
 const ENOSYS = 38;
-const zeros = [0n, 0n, 0n, 0n, 0n];
 const args = (...a: bigint[]) => [...a, 0n, 0n, 0n, 0n, 0n].slice(0, 5);
 
 /** VmFlags of the VMA holding `address` (/proc/self/smaps): "io" VM_IO, "lo" VM_LOCKED, "dc" VM_DONTCOPY. */

@@ -7,7 +7,7 @@
 // transient there: the verdicts matter for a raw dm_op through IOCTL_PRIVCMD_HYPERCALL.
 // These rows carry no layout: the table does not decode dm_op buffers.
 
-import { defineRow, type Citation, type Row, type RowSpec } from '../row.js';
+import { type Citation, subopRows } from '../row.js';
 import { DMOP } from '../numbers.js';
 
 const DM_OP: Citation = { file: 'xen/arch/x86/hvm/dm.c', function: 'dm_op' };
@@ -15,19 +15,7 @@ const IOREQ_DM_OP: Citation = { file: 'xen/common/ioreq.c', function: 'ioreq_ser
 const dmFn = (fn: string): Citation => ({ file: 'xen/arch/x86/hvm/dm.c', function: fn });
 const ioreqFn = (fn: string): Citation => ({ file: 'xen/common/ioreq.c', function: fn });
 
-type Spec = Omit<RowSpec, 'name' | 'hypercall' | 'subop' | 'faults' | 'longRunning' | 'verified'> &
-  Partial<Pick<RowSpec, 'longRunning' | 'verified'>>;
-
-const dm = (op: keyof typeof DMOP, spec: Spec): Row =>
-  defineRow({
-    name: `dm_op.${op}`,
-    hypercall: 'dm_op',
-    subop: DMOP[op],
-    faults: 'copies',
-    longRunning: false,
-    verified: true,
-    ...spec,
-  });
+const dm = subopRows('dm_op', DMOP);
 
 /** A const sub-op: nothing is copied back, so every fault precedes the effect. */
 const inputOnly = (op: keyof typeof DMOP, effect: string, source: readonly Citation[], extra = '') =>

@@ -8,7 +8,7 @@
 // every row's fault class is `copies`, even where the sub-op touches no other caller memory.
 
 import { z } from 'zod';
-import { defineRow, type Citation, type Row, type RowSpec } from '../row.js';
+import { defineRow, type Citation, type Row, subopRows } from '../row.js';
 import { DOMCTL, SHADOW_OP } from '../numbers.js';
 import {
   xen_domctl_createdomain,
@@ -50,20 +50,7 @@ const STUCK_CONTINUATION =
 const FINISH_CONTINUATION =
   'If the re-issue returns -EBUSY, issue hypercall 49 (arch_1, paging_domctl_cont) with the same pristine domctl struct until it completes; always do so before destroying the domain, whose teardown otherwise fails with -EBUSY.';
 
-type Spec = Omit<RowSpec, 'name' | 'hypercall' | 'subop' | 'faults' | 'longRunning' | 'verified'> &
-  Partial<Pick<RowSpec, 'longRunning' | 'verified'>>;
-
-/** A domctl row without a layout: name, numbers and fault class follow from the sub-op. */
-const domctl = (op: keyof typeof DOMCTL, spec: Spec): Row =>
-  defineRow({
-    name: `domctl.${op}`,
-    hypercall: 'domctl',
-    subop: DOMCTL[op],
-    faults: 'copies',
-    longRunning: false,
-    verified: true,
-    ...spec,
-  });
+const domctl = subopRows('domctl', DOMCTL);
 
 /** The common shape: the struct is only copied in, the effect follows, nothing is copied back. */
 const entryOnly = (op: keyof typeof DOMCTL, effect: string, source: readonly Citation[], extra = '') =>

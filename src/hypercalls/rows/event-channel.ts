@@ -4,7 +4,7 @@
 // up here would be a mess! */`. Those leave a port behind when the copy-back faults.
 
 import { z } from 'zod';
-import { defineRow, type Citation, type Row, type RowSpec } from '../row.js';
+import { defineRow, type Citation, subopRows } from '../row.js';
 import { EVTCHNOP } from '../numbers.js';
 import { evtchn_alloc_unbound, evtchn_close, evtchn_send, evtchn_status } from '../structs.js';
 import { domidOrSelf, u32 } from '../schemas.js';
@@ -13,19 +13,7 @@ const DO_EVTCHN: Citation = { file: 'xen/common/event_channel.c', function: 'do_
 const evtchnFn = (fn: string): Citation => ({ file: 'xen/common/event_channel.c', function: fn });
 const fifoFn = (fn: string): Citation => ({ file: 'xen/common/event_fifo.c', function: fn });
 
-type Spec = Omit<RowSpec, 'name' | 'hypercall' | 'subop' | 'faults' | 'longRunning' | 'verified'> &
-  Partial<Pick<RowSpec, 'longRunning' | 'verified'>>;
-
-const evtchn = (op: keyof typeof EVTCHNOP, spec: Spec): Row =>
-  defineRow({
-    name: `event_channel_op.${op}`,
-    hypercall: 'event_channel_op',
-    subop: EVTCHNOP[op],
-    faults: 'copies',
-    longRunning: false,
-    verified: true,
-    ...spec,
-  });
+const evtchn = subopRows('event_channel_op', EVTCHNOP);
 
 /** How to find a port the caller never learned: scan its own ports with status. */
 const scanOwnPorts = (match: string) =>

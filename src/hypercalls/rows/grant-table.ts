@@ -6,7 +6,7 @@
 // (GNTST_*, all <= 0), never into -EFAULT, so pre-filling every status with +1 shows after an
 // EFAULT which elements were done: the first one still holding +1 is the ambiguous one.
 
-import { defineRow, type Citation, type Row, type RowSpec } from '../row.js';
+import { type Citation, subopRows } from '../row.js';
 import { GNTTABOP } from '../numbers.js';
 
 const DO_GNTTAB: Citation = { file: 'xen/common/grant_table.c', function: 'do_grant_table_op' };
@@ -14,19 +14,7 @@ const gnttabFn = (fn: string): Citation => ({ file: 'xen/common/grant_table.c', 
 
 const SENTINEL = 'Pre-fill every element\'s status with +1 (a value Xen never writes); after an EFAULT, elements whose status changed are done and the first one still holding +1 is ambiguous.';
 
-type Spec = Omit<RowSpec, 'name' | 'hypercall' | 'subop' | 'faults' | 'longRunning' | 'verified'> &
-  Partial<Pick<RowSpec, 'faults' | 'longRunning' | 'verified'>>;
-
-const gnttab = (op: keyof typeof GNTTABOP, spec: Spec): Row =>
-  defineRow({
-    name: `grant_table_op.${op}`,
-    hypercall: 'grant_table_op',
-    subop: GNTTABOP[op],
-    faults: 'copies',
-    longRunning: false,
-    verified: true,
-    ...spec,
-  });
+const gnttab = subopRows('grant_table_op', GNTTABOP);
 
 export const GRANT_TABLE_ROWS = [
   gnttab('map_grant_ref', {

@@ -3,7 +3,7 @@
 // handles (moved to dm_op or memory_op) fall to the default case: -ENOSYS before any copy.
 
 import { z } from 'zod';
-import { defineRow, type Citation, type Row, type RowSpec } from '../row.js';
+import { defineRow, type Citation, subopRows } from '../row.js';
 import { HVMOP } from '../numbers.js';
 import { xen_hvm_altp2m_op } from '../structs.js';
 import { HVMOP_ALTP2M } from './constants.js';
@@ -13,20 +13,7 @@ import { HVM_PARAM } from '../values.js';
 const DO_HVM_OP: Citation = { file: 'xen/arch/x86/hvm/hvm.c', function: 'do_hvm_op' };
 const hvmFn = (fn: string): Citation => ({ file: 'xen/arch/x86/hvm/hvm.c', function: fn });
 
-type Spec = Omit<RowSpec, 'name' | 'hypercall' | 'subop' | 'verdict' | 'faults' | 'longRunning' | 'verified'> &
-  Partial<Pick<RowSpec, 'faults' | 'longRunning'>>;
-
-const hvm = (op: keyof typeof HVMOP, spec: Spec): Row =>
-  defineRow({
-    name: `hvm_op.${op}`,
-    hypercall: 'hvm_op',
-    subop: HVMOP[op],
-    verdict: 'safe',
-    faults: 'copies',
-    longRunning: false,
-    verified: true,
-    ...spec,
-  });
+const hvm = subopRows('hvm_op', HVMOP, { verdict: 'safe' });
 
 const gone = (op: keyof typeof HVMOP, instead: string) =>
   hvm(op, {

@@ -5,7 +5,7 @@
 // and subarch_memory_op (xen/arch/x86/x86_64/mm.c).
 
 import { z } from 'zod';
-import { defineRow, type Citation, type Row, type RowSpec } from '../row.js';
+import { defineRow, type Citation, subopRows } from '../row.js';
 import { XENMEM } from '../numbers.js';
 import { xen_add_to_physmap, xen_add_to_physmap_batch, xen_mem_paging_op, xen_memory_domain, xen_memory_reservation } from '../structs.js';
 import { domidOrSelf } from '../schemas.js';
@@ -19,20 +19,7 @@ const ADD_TO_PHYSMAP_ONE: Citation = { file: 'xen/arch/x86/mm/p2m.c', function: 
 
 const noArgs = z.object({}).strict();
 
-type Spec = Omit<RowSpec, 'name' | 'hypercall' | 'subop' | 'faults' | 'longRunning' | 'verified'> &
-  Partial<Pick<RowSpec, 'faults' | 'longRunning' | 'verified'>>;
-
-/** A memory_op row without a layout. */
-const memop = (op: keyof typeof XENMEM, spec: Spec): Row =>
-  defineRow({
-    name: `memory_op.${op}`,
-    hypercall: 'memory_op',
-    subop: XENMEM[op],
-    faults: 'copies',
-    longRunning: false,
-    verified: true,
-    ...spec,
-  });
+const memop = subopRows('memory_op', XENMEM);
 
 const readOnly = (op: keyof typeof XENMEM, what: string, source: readonly Citation[]) =>
   memop(op, { verdict: 'safe', reason: `Read-only: ${what}; an EFAULT changes nothing.`, source });

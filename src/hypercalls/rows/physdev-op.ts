@@ -3,7 +3,7 @@
 // acting and copies nothing back; map_pirq and get_free_pirq copy the result out after
 // allocating, and map_pirq even on failure.
 
-import { defineRow, type Citation, type Row, type RowSpec } from '../row.js';
+import { defineRow, type Citation, subopRows } from '../row.js';
 import { PHYSDEVOP } from '../numbers.js';
 import { physdev_map_pirq } from '../structs.js';
 import { MAP_PIRQ_TYPE } from './constants.js';
@@ -11,19 +11,7 @@ import { MAP_PIRQ_TYPE } from './constants.js';
 const DO_PHYSDEV_OP: Citation = { file: 'xen/arch/x86/physdev.c', function: 'do_physdev_op' };
 const PCI_PHYSDEV_OP: Citation = { file: 'xen/drivers/pci/physdev.c', function: 'pci_physdev_op' };
 
-type Spec = Omit<RowSpec, 'name' | 'hypercall' | 'subop' | 'faults' | 'longRunning' | 'verified'> &
-  Partial<Pick<RowSpec, 'faults'>>;
-
-const physdev = (op: keyof typeof PHYSDEVOP, spec: Spec): Row =>
-  defineRow({
-    name: `physdev_op.${op.toLowerCase()}`,
-    hypercall: 'physdev_op',
-    subop: PHYSDEVOP[op],
-    faults: 'copies',
-    longRunning: false,
-    verified: true,
-    ...spec,
-  });
+const physdev = subopRows('physdev_op', PHYSDEVOP);
 
 /** The common shape: the struct is copied in before the effect and nothing is copied back. */
 const entryOnly = (op: keyof typeof PHYSDEVOP, effect: string, source: readonly Citation[] = [DO_PHYSDEV_OP]) =>

@@ -4,25 +4,12 @@
 // pin_override act on the caller's own domain or vcpu, i.e. on dom0: a toolstack has no business
 // issuing them.
 
-import { defineRow, type Citation, type Row, type RowSpec } from '../row.js';
+import { type Citation, subopRows } from '../row.js';
 import { SCHEDOP } from '../numbers.js';
 
 const DO_SCHED_OP: Citation = { file: 'xen/common/sched/core.c', function: 'do_sched_op' };
 
-type Spec = Omit<RowSpec, 'name' | 'hypercall' | 'subop' | 'verdict' | 'faults' | 'longRunning' | 'verified'> &
-  Partial<Pick<RowSpec, 'faults'>>;
-
-const sched = (op: keyof typeof SCHEDOP, spec: Spec): Row =>
-  defineRow({
-    name: `sched_op.${op}`,
-    hypercall: 'sched_op',
-    subop: SCHEDOP[op],
-    verdict: 'safe',
-    faults: 'copies',
-    longRunning: false,
-    verified: true,
-    ...spec,
-  });
+const sched = subopRows('sched_op', SCHEDOP, { verdict: 'safe' });
 
 export const SCHED_OP_ROWS = [
   sched('yield', {

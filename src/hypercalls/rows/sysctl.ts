@@ -6,7 +6,7 @@
 // every default sub-op can return -EFAULT after its effect; whether that matters depends on it.
 
 import { z } from 'zod';
-import { defineRow, type Citation, type Row, type RowSpec } from '../row.js';
+import { defineRow, type Citation, type Row, subopRows } from '../row.js';
 import { SYSCTL } from '../numbers.js';
 import {
   xen_sysctl_cpupool_op,
@@ -27,20 +27,7 @@ const DO_SYSCTL: Citation = { file: 'xen/common/sysctl.c', function: 'do_sysctl'
 const ARCH_DO_SYSCTL: Citation = { file: 'xen/arch/x86/sysctl.c', function: 'arch_do_sysctl' };
 const CPUPOOL_DO_SYSCTL: Citation = { file: 'xen/common/sched/cpupool.c', function: 'cpupool_do_sysctl' };
 
-type Spec = Omit<RowSpec, 'name' | 'hypercall' | 'subop' | 'faults' | 'longRunning' | 'verified'> &
-  Partial<Pick<RowSpec, 'longRunning' | 'verified'>>;
-
-/** A sysctl row without a layout. */
-const sysctl = (op: keyof typeof SYSCTL, spec: Spec): Row =>
-  defineRow({
-    name: `sysctl.${op}`,
-    hypercall: 'sysctl',
-    subop: SYSCTL[op],
-    faults: 'copies',
-    longRunning: false,
-    verified: true,
-    ...spec,
-  });
+const sysctl = subopRows('sysctl', SYSCTL);
 
 const readOnly = (op: keyof typeof SYSCTL, what: string, source: readonly Citation[], extra = '') =>
   sysctl(op, {
