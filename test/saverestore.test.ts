@@ -7,22 +7,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { open } from '../src/index.js';
 import { liveMigrate, type CleanStrategy } from '../src/saverestore.js';
-import { MockHypervisor } from '../src/testing/index.js';
+import { MockGuestWorkload, MockHypervisor } from '../src/testing/index.js';
 
 const PAGES = 70_000; // three log-dirty chunks (32768 pages each), the last one partial
 const PAGE_BYTES = 8;
-
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x100000000;
-  };
-}
 
 interface Run {
   equal: boolean;
@@ -35,16 +23,7 @@ async function migrate(seed: number, strategy: CleanStrategy, faults: (hv: MockH
   // One chunk per slice: every CLEAN continues twice through paging_domctl_cont.
   const hv = new MockHypervisor({ strict: true, logDirtyChunksPerSlice: 1 });
   const dom = hv.addDomain({ domid: 7, totPages: PAGES, withMemory: true, memoryPageBytes: PAGE_BYTES });
-  const rand = rng(seed);
-  let stamp = 1;
-  const guestWrites = (n: number) => {
-    if (dom.paused) return; // a paused guest does not run
-    for (let i = 0; i < n; i++) {
-      const gfn = Math.floor(rand() * PAGES);
-      const v = stamp++;
-      dom.writePage(gfn, (p) => new DataView(p.buffer, p.byteOffset, p.length).setFloat64(0, v));
-    }
-  };
+  const guest = new MockGuestWorkload(dom, seed);
   for (let g = 0; g < PAGES; g++) dom.writePage(g, (p) => p.fill(g & 0xff));
   faults(hv);
   const xc = await open({ backend: hv.backend(), sleep: { async: async () => {}, sync: () => {} } });
@@ -55,11 +34,11 @@ async function migrate(seed: number, strategy: CleanStrategy, faults: (hv: MockH
     maxRounds: 4,
     dirtyThreshold: 5,
     onCleanFault: strategy,
-    onTick: () => guestWrites(40),
+    onTick: () => guest.step(40),
     sendPages: (gfns) => {
-      guestWrites(20); // the guest runs while pages are copied, before...
+      guest.step(20); // the guest runs while pages are copied, before...
       for (const g of gfns) dest.set(dom.page(g), g * PAGE_BYTES);
-      guestWrites(20); // ...and after
+      guest.step(20); // ...and after
     },
   });
   xc.close();

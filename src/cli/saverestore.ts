@@ -6,6 +6,7 @@ import { open } from '../xencall.js';
 import { ValidationError } from '../errors.js';
 import { liveMigrate, type CleanStrategy } from '../saverestore.js';
 import { MockHypervisor } from '../testing/hypervisor.js';
+import { MockGuestWorkload } from '../testing/world.js';
 import type { CliIO } from './main.js';
 import type { CliOptions } from './table.js';
 
@@ -25,23 +26,7 @@ export async function runSaveRestore(opts: SaveRestoreCliOptions, io: CliIO): Pr
   const dom = hv.addDomain({ domid: 9, totPages: opts.pages, withMemory: true, memoryPageBytes: PAGE_BYTES });
   for (let g = 0; g < opts.pages; g++) dom.writePage(g, (p) => p.fill(g & 0xff));
   for (const op of ['domctl.shadow_op.clean', 'arch_1']) hv.faults.random({ op, rate: opts.rate, seed: opts.seed + op.length });
-  let x = opts.seed >>> 0 || 1;
-  const rand = () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x100000000;
-  };
-  let stamp = 1;
-  const guestWrites = (n: number) => {
-    if (dom.paused) return;
-    for (let i = 0; i < n; i++) {
-      const v = stamp++;
-      dom.writePage(Math.floor(rand() * opts.pages), (p) => new DataView(p.buffer, p.byteOffset, p.length).setFloat64(0, v));
-    }
-  };
+  const guest = new MockGuestWorkload(dom, opts.seed);
   const dest = new Uint8Array(opts.pages * PAGE_BYTES);
   const xc = await open({ backend: hv.backend(), sleep: { async: async () => {}, sync: () => {} } });
   const bar = opts.progress && !opts.json;
@@ -49,9 +34,9 @@ export async function runSaveRestore(opts: SaveRestoreCliOptions, io: CliIO): Pr
     domain: 9,
     pages: opts.pages,
     onCleanFault: opts.strategy,
-    onTick: () => guestWrites(Math.ceil(opts.pages / 500)),
+    onTick: () => guest.step(Math.ceil(opts.pages / 500)),
     sendPages: (gfns) => {
-      guestWrites(Math.ceil(opts.pages / 1000));
+      guest.step(Math.ceil(opts.pages / 1000));
       for (const g of gfns) dest.set(dom.page(g), g * PAGE_BYTES);
     },
     onRound: (r) => {

@@ -5,6 +5,8 @@
 //
 // Rules are matched in the order they were added; every decision is deterministic for a seed.
 
+import { xorshift32 } from './random.js';
+
 export type CopyDirection = 'in' | 'out';
 
 /** What one guest copy looks like to the fault plan. */
@@ -98,23 +100,12 @@ export class FaultRule {
 class RandomRule {
   readonly label: string;
   fired = 0;
-  private state: number;
+  private readonly next: () => number;
   constructor(private readonly spec: RandomFaultSpec) {
     if (!(spec.rate >= 0 && spec.rate <= 1)) throw new RangeError('random fault rate must be within 0..1');
     if (!Number.isInteger(spec.seed)) throw new RangeError('random fault seed must be an integer');
-    this.state = spec.seed >>> 0 || 0x9e3779b9;
+    this.next = xorshift32(spec.seed);
     this.label = spec.label ?? `random(rate=${spec.rate}, seed=${spec.seed}${spec.op ? `, op=${spec.op}` : ''}${spec.direction && spec.direction !== 'any' ? `, ${spec.direction}` : ''})`;
-  }
-  /** xorshift32: small, fast and fully determined by the seed. */
-  private next(): number {
-    let x = this.state;
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    this.state = x;
-    return x / 0x100000000;
   }
   check(c: CopyAttempt): InjectedFault | null {
     if (!matches(this.spec, c)) return null;

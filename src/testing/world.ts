@@ -2,6 +2,7 @@
 // event channels, and Xen's console ring. Tests read and change it directly to set up scenes
 // and to check what a sequence of hypercalls did.
 
+import { xorshift32 } from './random.js';
 import { XEN_DOMCTL_PFINFO } from '../hypercalls/numbers.js';
 import { HVM_FILE, HVM_NR_PARAMS, XEN_SCHEDULER } from '../hypercalls/values.js';
 import { cpu_user_regs, vcpu_guest_context } from '../hypercalls/structs.js';
@@ -292,4 +293,33 @@ export function vcpuContextFor(domid: number, vcpu: number): Uint8Array {
     kernel_sp: base + 0x200000n - BigInt(vcpu) * 0x1000n,
   });
   return b;
+}
+
+/**
+ * A running guest, for save/restore scenarios: each step writes a few random pages (a fresh
+ * stamp in each, so every write changes the page), through writePage so log-dirty mode sees
+ * them. A paused domain does not run, so steps while it is paused write nothing.
+ */
+export class MockGuestWorkload {
+  private readonly rand: () => number;
+  private stamp = 1;
+  /** Pages written so far. */
+  writes = 0;
+
+  constructor(
+    private readonly dom: MockDomain,
+    seed: number,
+  ) {
+    this.rand = xorshift32(seed);
+  }
+
+  step(pages: number): void {
+    if (this.dom.paused) return;
+    for (let i = 0; i < pages; i++) {
+      const gfn = Math.floor(this.rand() * this.dom.totPages);
+      const v = this.stamp++;
+      this.dom.writePage(gfn, (p) => new DataView(p.buffer, p.byteOffset, p.length).setFloat64(0, v));
+      this.writes++;
+    }
+  }
 }
