@@ -6,7 +6,12 @@ import { ValidationError, errnoNameOf } from '../errors.js';
 import { verdictFor, type Row } from '../hypercalls/row.js';
 
 export interface RetryPolicy {
-  /** Total attempts allowed, the first included (1 turns retry off). Default 3. */
+  /**
+   * Total attempts allowed, the first included (1 turns retry off). Default 5: under sustained
+   * migration of a buffer's pages the faults cluster (the EFAULT study measured 11% of calls
+   * faulting once, 18% of those twice, 35% of those three times), so libxc's 3 is too few there;
+   * under ordinary compaction the first re-issue almost always succeeds.
+   */
   readonly maxAttempts: number;
   /** errno names that may be retried at all. Default ["EFAULT"]. */
   readonly retryOn: readonly string[];
@@ -19,7 +24,7 @@ export interface RetryPolicy {
 }
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
-  maxAttempts: 3,
+  maxAttempts: 5,
   retryOn: Object.freeze(['EFAULT']),
   initialDelayMs: 0,
   backoffFactor: 2,
