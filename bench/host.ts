@@ -88,9 +88,35 @@ put('PrivcmdBackend.hypercall', measure(N, () => backend.hypercall(17, [0n, 0n, 
 const xc = openSync({ backend: succeeding(backend) });
 put('xencall raw hypercallSync (privcmd, /dev/null)', measure(N, () => xc.hypercallSync(17, [0n])));
 const buf = xc.allocBuffer(144);
-put('xencall raw domctl with a buffer (classified)', measure(N / 2, () => xc.hypercallSync(36, [buf.address])));
+// The struct is written before every call, as a caller of the raw API does (Xen rewrites it).
+const bufView = buf.view();
+const writeDomctl = () => {
+  bufView.setUint32(0, 5, true); // XEN_DOMCTL_getdomaininfo
+  bufView.setUint32(4, 0x15, true); // XEN_DOMCTL_INTERFACE_VERSION
+  bufView.setUint16(8, 0, true);
+};
+put('xencall raw domctl with a buffer (classified)', measure(N / 2, () => (writeDomctl(), xc.hypercallSync(36, [buf.address]))));
 xc.freeBuffer(buf);
 put('allocBuffer+freeBuffer (cache hit)', measure(N, () => xc.freeBuffer(xc.allocBuffer(100))));
+put('xencall typed xen_version.version (privcmd, /dev/null)', measure(N / 2, () => xc.sync.xen_version.version()));
+put('xencall typed domctl.getdomaininfo (privcmd, /dev/null)', measure(N / 4, () => xc.sync.domctl.getdomaininfo({ domain: 0 })));
+// As with /dev/xen/hypercall: buffers that cannot fault, so no call can be re-issued and no
+// pristine copy is taken. This is the path dom0 runs on any kernel since 4.18.
+const backendNf = new PrivcmdBackend({ privcmdPaths: ['/dev/null'], hypercallBufPath: null });
+const xcNf = openSync({ backend: Object.assign(Object.create(succeeding(backendNf)) as Backend, { buffersNeverFault: () => true }) });
+const bufNf = xcNf.allocBuffer(144);
+const bufNfView = bufNf.view();
+put(
+  'xencall raw domctl with a buffer (never-fault buffers)',
+  measure(N / 2, () => {
+    bufNfView.setUint32(0, 5, true);
+    bufNfView.setUint32(4, 0x15, true);
+    bufNfView.setUint16(8, 0, true);
+    xcNf.hypercallSync(36, [bufNf.address]);
+  }),
+);
+xcNf.freeBuffer(bufNf);
+put('xencall typed domctl.getdomaininfo (never-fault buffers)', measure(N / 4, () => xcNf.sync.domctl.getdomaininfo({ domain: 0 })));
 
 // ---- C, the same ioctl ------------------------------------------------------------------------
 let cNs: number | null = null;
@@ -142,12 +168,15 @@ for (let i = 0; i < 1_000_000; i++) xc.hypercallSync(17, [0n]);
 gc?.();
 const rssGrowthMb = (process.memoryUsage().rss - rss0) / 2 ** 20;
 const heapGrowthMb = (process.memoryUsage().heapUsed - heap0) / 2 ** 20;
+xcNf.close();
 xc.close();
 
 const floor = results['bare koffi ioctl(/dev/null) (FFI floor)']!.median;
 const raw = results['xencall raw hypercallSync (privcmd, /dev/null)']!.median;
 const ratios = {
   'xencall raw / FFI floor': raw / floor,
+  'xencall typed xen_version / FFI floor': results['xencall typed xen_version.version (privcmd, /dev/null)']!.median / floor,
+  'xencall typed getdomaininfo / FFI floor': results['xencall typed domctl.getdomaininfo (never-fault buffers)']!.median / floor,
   'PrivcmdBackend.hypercall / FFI floor': results['PrivcmdBackend.hypercall']!.median / floor,
   'FFI floor / C': cNs ? floor / cNs : null,
   'xencall raw / C': cNs ? raw / cNs : null,

@@ -95,12 +95,70 @@ export function widthOf(t: FieldType): number {
 
 /** Reads a struct at `base` (little-endian, as on x86). */
 export function decode<F extends FieldMap>(layout: StructLayout<F>, view: DataView, base = 0): Decoded<F> {
-  const out: Record<string, unknown> = {};
-  for (const name in layout.fields) {
+  let d = decoders.get(layout);
+  if (!d) decoders.set(layout, (d = compileDecoder(layout)));
+  return d(view, base) as Decoded<F>;
+}
+
+type Decoder = (view: DataView, base: number) => Record<string, unknown>;
+
+/** One decoder per layout, made on first use: layouts are frozen data. */
+const decoders = new WeakMap<StructLayout, Decoder>();
+
+/**
+ * Builds a layout's decoder. The typed calls decode a struct on every call, and walking the
+ * field map (a property added at a time, a switch per field) cost several times the hypercall's
+ * own JavaScript; so the decoder is generated as one object literal with the scalar reads
+ * inline (the names are the layout's own, quoted with JSON.stringify; nothing comes from
+ * callers). Where code generation is disallowed (--disallow-code-generation-from-strings) it
+ * falls back to the field walk; both give the same object, with the fields in layout order.
+ */
+function compileDecoder(layout: StructLayout): Decoder {
+  const subs: ((v: DataView, at: number) => unknown)[] = [];
+  const parts: string[] = [];
+  for (const name of Object.keys(layout.fields)) {
     const f = layout.fields[name]!;
-    out[name] = readField(f.type, view, base + f.offset);
+    const at = `b + ${f.offset}`;
+    const t = f.type;
+    let expr: string;
+    switch (t.kind) {
+      case 'u8':
+        expr = `v.getUint8(${at})`;
+        break;
+      case 'u16':
+        expr = `v.getUint16(${at}, true)`;
+        break;
+      case 'u32':
+        expr = `v.getUint32(${at}, true)`;
+        break;
+      case 'i32':
+        expr = `v.getInt32(${at}, true)`;
+        break;
+      case 'u64':
+      case 'handle':
+        expr = `v.getBigUint64(${at}, true)`;
+        break;
+      case 'i64':
+        expr = `v.getBigInt64(${at}, true)`;
+        break;
+      default:
+        subs.push((v, a) => readField(t, v, a));
+        expr = `s[${subs.length - 1}](v, ${at})`;
+    }
+    parts.push(`${JSON.stringify(name)}: ${expr}`);
   }
-  return out as Decoded<F>;
+  try {
+    return new Function('s', `"use strict"; return function decode(v, b) { return { ${parts.join(', ')} }; };`)(subs) as Decoder;
+  } catch {
+    return (view, base) => {
+      const out: Record<string, unknown> = {};
+      for (const name in layout.fields) {
+        const f = layout.fields[name]!;
+        out[name] = readField(f.type, view, base + f.offset);
+      }
+      return out;
+    };
+  }
 }
 
 function readField(t: FieldType, v: DataView, at: number): unknown {
@@ -118,8 +176,13 @@ function readField(t: FieldType, v: DataView, at: number): unknown {
       return v.getBigUint64(at, true);
     case 'i64':
       return v.getBigInt64(at, true);
-    case 'bytes':
-      return new Uint8Array(v.buffer.slice(v.byteOffset + at, v.byteOffset + at + t.length));
+    case 'bytes': {
+      // A fresh array filled by copy: small ones live on V8's heap, where ArrayBuffer.slice()
+      // would allocate a backing store each time.
+      const out = new Uint8Array(t.length);
+      out.set(new Uint8Array(v.buffer, v.byteOffset + at, t.length));
+      return out;
+    }
     case 'array': {
       const out: (number | bigint)[] = [];
       for (let i = 0; i < t.length; i++) {

@@ -5,11 +5,11 @@
 import type { Backend } from './backend.js';
 import { BufferPool, type HypercallBuffer } from './buffers.js';
 import { ErrorCodes, ValidationError, XencallError, describeValue } from './errors.js';
-import { handleOffsets } from './layout.js';
+import { handleOffsets, type StructLayout } from './layout.js';
 import { XEN_PAGE_SIZE } from './hypercalls/numbers.js';
 import { classify } from './hypercalls/table.js';
 import { resolvePolicy, type RetryPolicy } from './retry/decide.js';
-import { driveAsync, driveSync, runHypercall, sleepSync, type CallPlan, type Program, type RunEnv } from './retry/runner.js';
+import { driveAsync, driveSync, runHypercall, runHypercallSync, sleepSync, type CallPlan, type Program, type RunEnv, type SyncDriver } from './retry/runner.js';
 import { RetryStats, type OpCounters } from './retry/stats.js';
 import { bindTypedCalls, type TypedCalls, type TypedCallsSync } from './ops/index.js';
 
@@ -166,7 +166,7 @@ export class Xencall {
    */
   hypercall(op: ArgValue, args: readonly ArgValue[] = [], options: CallOptions = {}): Promise<bigint> {
     try {
-      return this.runAsync(this.rawProgram(op, args, options.signal), options.signal);
+      return this.runAsync(runHypercall(this.rawPlan(op, args), this.env(options.signal)), options.signal);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -174,7 +174,9 @@ export class Xencall {
 
   /** The synchronous twin of hypercall(). */
   hypercallSync(op: ArgValue, args: readonly ArgValue[] = []): bigint {
-    return this.runSync(this.rawProgram(op, args, undefined));
+    // rawPlan() checks that the handle is open. The same steps as runHypercall() under
+    // driveSync(), without the generator.
+    return runHypercallSync(this.rawPlan(op, args), this.env(), this.sleepSync);
   }
 
   call0(op: ArgValue): Promise<bigint> {
@@ -229,13 +231,17 @@ export class Xencall {
 
   /** @internal */
   env(signal?: AbortSignal): RunEnv {
+    // Without a signal the environment is the same for every call: built once.
+    if (!signal) return (this.plainEnv ??= { backend: this.backend, policy: this.policy, stats: this.retryStats, signal: undefined });
     return { backend: this.backend, policy: this.policy, stats: this.retryStats, signal };
   }
+  private plainEnv: RunEnv | undefined;
+  private syncDriver: SyncDriver | undefined;
 
   /** @internal Runs a program synchronously. */
   runSync<T>(program: Program<T>): T {
     this.checkOpen();
-    return driveSync(program, { backend: this.backend, sleep: this.sleepSync });
+    return driveSync(program, (this.syncDriver ??= { backend: this.backend, sleep: this.sleepSync }));
   }
 
   /** @internal Runs a program with the promise driver. */
@@ -249,45 +255,63 @@ export class Xencall {
     if (this.closed) throw new XencallError(ErrorCodes.CLOSED, 'this xencall handle was closed; open a new one');
   }
 
-  private rawProgram(op: ArgValue, args: readonly ArgValue[], signal: AbortSignal | undefined): Program<bigint> {
+  /** Validates and classifies a raw call: what runHypercall() needs to issue it. */
+  private rawPlan(op: ArgValue, args: readonly ArgValue[]): CallPlan {
     this.checkOpen();
-    const opNum = toU64('op', op);
-    if (opNum > 0xffffffffn) throw new ValidationError('op', `hypercall number ${opNum} is out of range`);
+    let opNum: number;
+    if (typeof op === 'number' && Number.isInteger(op) && op >= 0 && op <= 0xffffffff) opNum = op;
+    else {
+      const wide = toU64('op', op);
+      if (wide > 0xffffffffn) throw new ValidationError('op', `hypercall number ${wide} is out of range`);
+      opNum = Number(wide);
+    }
     if (!Array.isArray(args) || args.length > 5) {
       throw new ValidationError('args', `a hypercall takes at most five arguments, got ${Array.isArray(args) ? args.length : typeof args}`);
     }
     const regs = [0n, 0n, 0n, 0n, 0n];
-    args.forEach((a, i) => (regs[i] = toU64(`args[${i}]`, a)));
-    const c = classify(Number(opNum), regs, this.pool.reader);
-    const plan: CallPlan = {
-      op: Number(opNum),
-      args: regs,
-      subop: c.subop,
-      row: c.row,
-      decoded: c.decoded,
-      inputs: this.reachableBuffers(regs, c.row?.layout && c.payloadAddress !== undefined ? { layout: c.row.layout, at: c.payloadAddress } : undefined),
-    };
-    return runHypercall(plan, this.env(signal));
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
+      // Non-negative safe integers and bigints below 2^64 are taken as they are; toU64() does the
+      // rest and names the field (the name is only built when it is needed).
+      regs[i] =
+        typeof a === 'bigint' && a >= 0n && a < U64_LIMIT
+          ? a
+          : typeof a === 'number' && Number.isSafeInteger(a) && a >= 0
+            ? BigInt(a)
+            : toU64(`args[${i}]`, a);
+    }
+    // The struct is decoded only where the row choice or the verdict reads it.
+    const c = classify(opNum, regs, this.pool.reader, { decode: 'when-needed' });
+    // Pristine inputs are only ever restored before a re-issue, so the runner asks for the
+    // buffers the call can reach only when a re-issue is possible (never with /dev/xen/hypercall).
+    const inputs = () =>
+      this.reachableBuffers(regs, c.row?.layout && c.payloadAddress !== undefined ? { layout: c.row.layout, at: c.payloadAddress } : undefined);
+    return { op: opNum, args: regs, subop: c.subop, row: c.row, decoded: c.decoded, inputs };
   }
 
   /** Buffers a call can read: those its arguments point into, and those its struct's handles point into. */
-  private reachableBuffers(args: readonly bigint[], payload: { layout: import('./layout.js').StructLayout; at: bigint } | undefined): HypercallBuffer[] {
-    const out = new Set<HypercallBuffer>();
-    for (const a of args) {
-      const b = this.pool.find(a);
-      if (b) out.add(b);
-    }
+  private reachableBuffers(args: readonly bigint[], payload: { layout: StructLayout; at: bigint } | undefined): HypercallBuffer[] {
+    const out: HypercallBuffer[] = [];
+    const add = (b: HypercallBuffer | undefined) => {
+      if (b && !out.includes(b)) out.push(b);
+    };
+    for (const a of args) add(this.pool.find(a));
     if (payload) {
       const v = this.pool.reader(payload.at, payload.layout.size);
-      if (v) {
-        for (const off of handleOffsets(payload.layout)) {
-          const b = this.pool.find(v.getBigUint64(off, true));
-          if (b) out.add(b);
-        }
-      }
+      if (v) for (const off of handleOffsetsOf(payload.layout)) add(this.pool.find(v.getBigUint64(off, true)));
     }
-    return [...out];
+    return out;
   }
+}
+
+const U64_LIMIT = 1n << 64n;
+
+/** handleOffsets() per layout, computed once: layouts are frozen data. */
+const handleOffsetCache = new WeakMap<StructLayout, readonly number[]>();
+function handleOffsetsOf(layout: StructLayout): readonly number[] {
+  let o = handleOffsetCache.get(layout);
+  if (!o) handleOffsetCache.set(layout, (o = handleOffsets(layout)));
+  return o;
 }
 
 /** Accepts a non-negative integer below 2^64, or a negative one down to -2^63 (as C's cast would). */
@@ -295,7 +319,7 @@ export function toU64(field: string, v: unknown): bigint {
   if (typeof v === 'bigint') {
     if (v >= -(1n << 63n) && v < 1n << 64n) return BigInt.asUintN(64, v);
   } else if (typeof v === 'number' && Number.isSafeInteger(v)) {
-    return BigInt.asUintN(64, BigInt(v));
+    return v >= 0 ? BigInt(v) : BigInt.asUintN(64, BigInt(v));
   }
   throw new ValidationError(field, `must be an integer (number or bigint) in the 64-bit range, got ${describeValue(v)}`);
 }

@@ -268,7 +268,13 @@ class SoftOfflineStressor implements Stressor {
   async stop(): Promise<StressorCounts> {
     Atomics.store(this.c, 0, 1);
     Atomics.notify(this.c, 0);
-    await this.exited;
+    // A worker stuck in a slow madvise gets 30 s to notice the stop flag, then is terminated.
+    const timer = setTimeout(() => void this.worker?.terminate(), 30_000);
+    try {
+      await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
     const c = this.c;
     return {
       attempts: c[1]!,

@@ -343,7 +343,12 @@ export class PrivcmdBackend implements Backend {
 
 function writeStruct(v: DataView, op: number, args: readonly bigint[]): void {
   if (args.length !== 5) throw new XencallError(ErrorCodes.VALIDATION, `a hypercall takes exactly five arguments at the backend, got ${args.length}`);
-  v.setBigUint64(0, BigInt(op), true);
+  // The op as two 32-bit halves where it fits (it always does for real hypercall numbers): no
+  // BigInt is made per call.
+  if (op >>> 0 === op) {
+    v.setUint32(0, op, true);
+    v.setUint32(4, 0, true);
+  } else v.setBigUint64(0, BigInt(op), true);
   v.setBigUint64(8, args[0]!, true);
   v.setBigUint64(16, args[1]!, true);
   v.setBigUint64(24, args[2]!, true);

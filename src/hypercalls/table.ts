@@ -32,20 +32,47 @@ export const TABLE: readonly Row[] = Object.freeze([
 ]);
 
 const byName = new Map<string, Row>();
-/** key "op/subop" (subop "-" for none) -> rows; a plain row first, then per-mode rows. */
-const bySubop = new Map<string, Row[]>();
 
-for (const row of TABLE) {
-  if (byName.has(row.name)) throw new Error(`duplicate table row ${row.name}`);
-  byName.set(row.name, row);
-  const key = subopKey(HYPERCALLS[row.hypercall].number, row.subop);
-  const list = bySubop.get(key) ?? [];
-  list.push(row);
-  bySubop.set(key, list);
+/** The rows of one (hypercall, sub-op), with what classify() needs to know about them up front. */
+interface SubopRows {
+  readonly rows: readonly Row[];
+  /** The row whose layout decodes the argument struct (a layout row first, else the first). */
+  readonly withLayout: Row;
+  /** The row without a mode: the answer when no per-mode row matches. */
+  readonly plain: Row | undefined;
+  /** Whether a row's choice or verdict reads the decoded struct (a per-mode row or a condition). */
+  readonly decides: boolean;
 }
 
-function subopKey(op: number, subop: number | null): string {
-  return `${op}/${subop ?? '-'}`;
+/**
+ * Numeric key op * 2^33 + subop (2^32 for none; sub-ops are 32-bit) -> rows; a plain row first,
+ * then per-mode rows. A number, not a string, so the per-call lookup builds nothing.
+ */
+const bySubop = new Map<number, SubopRows>();
+
+const NO_SUBOP = 0x1_0000_0000;
+function subopKey(op: number, subop: number | null): number {
+  return op * 0x2_0000_0000 + (subop ?? NO_SUBOP);
+}
+
+{
+  const lists = new Map<number, Row[]>();
+  for (const row of TABLE) {
+    if (byName.has(row.name)) throw new Error(`duplicate table row ${row.name}`);
+    byName.set(row.name, row);
+    const key = subopKey(HYPERCALLS[row.hypercall].number, row.subop);
+    const list = lists.get(key) ?? [];
+    list.push(row);
+    lists.set(key, list);
+  }
+  for (const [key, rows] of lists) {
+    bySubop.set(key, {
+      rows,
+      withLayout: rows.find((r) => r.layout) ?? rows[0]!,
+      plain: rows.find((r) => !r.mode),
+      decides: rows.some((r) => r.mode !== undefined || r.condition !== undefined),
+    });
+  }
 }
 
 export function rowByName(name: string): Row | undefined {
@@ -65,46 +92,65 @@ export interface Classification {
   readonly payloadAddress: bigint | undefined;
 }
 
+export interface ClassifyOptions {
+  /**
+   * `always` (the default): decode the argument struct wherever the row has a layout.
+   * `when-needed`: only where the answer depends on it (a per-mode row or a row's condition);
+   * elsewhere `decoded` is undefined. The raw hypercall path uses this: decoding a struct on
+   * every call costs more than the rest of classification together.
+   */
+  readonly decode?: 'always' | 'when-needed';
+}
+
 /**
  * Finds the table row for a raw hypercall by reading its sub-op the way Xen does (from a
  * register, or from the struct an argument points at) and, for per-mode rows, the mode field.
  */
-export function classify(op: number, args: readonly bigint[], read: MemoryReader): Classification {
+export function classify(op: number, args: readonly bigint[], read: MemoryReader, options: ClassifyOptions = {}): Classification {
   const hypercall = hypercallByNumber(op);
-  const none = { hypercall, subop: null, row: undefined, decoded: undefined, payloadAddress: undefined };
-  if (!hypercall) return none;
+  if (!hypercall) return unclassified(hypercall, null);
 
   let subop: number | null = null;
   const loc = hypercall.subop;
   if (loc?.from === 'arg') {
     subop = Number(BigInt.asUintN(32, args[loc.arg] ?? 0n)) & (loc.mask ?? 0xffffffff);
   } else if (loc?.from === 'struct') {
-    const v = read((args[loc.arg] ?? 0n) + BigInt(loc.offset), 4);
-    if (!v) return { ...none, subop: null };
+    const at = args[loc.arg] ?? 0n;
+    const v = read(loc.offset === 0 ? at : at + BigInt(loc.offset), 4);
+    if (!v) return unclassified(hypercall, null);
     subop = v.getUint32(0, true);
   } else if (loc?.from === 'dm_op') {
-    return none; // dm_op rows carry no layout; the table keeps raw dm_op unclassified.
+    return unclassified(hypercall, null); // dm_op rows carry no layout; the table keeps raw dm_op unclassified.
   }
 
   // A hypercall whose sub-ops the table does not list one by one has a single row for all of
   // them (platform_op, vcpu_op, kexec_op, ...): fall back to it.
-  const rows = bySubop.get(subopKey(hypercall.number, subop)) ?? bySubop.get(subopKey(hypercall.number, null));
-  if (!rows?.length) return { ...none, subop };
+  const entry = bySubop.get(subopKey(hypercall.number, subop)) ?? bySubop.get(subopKey(hypercall.number, null));
+  if (!entry) return unclassified(hypercall, subop);
 
-  const payloadAddress = hypercall.payload ? (args[hypercall.payload.arg] ?? 0n) + BigInt(hypercall.payload.offset) : undefined;
-  const withLayout = rows.find((r) => r.layout) ?? rows[0]!;
+  const payloadAddress = hypercall.payload
+    ? hypercall.payload.offset === 0
+      ? (args[hypercall.payload.arg] ?? 0n)
+      : (args[hypercall.payload.arg] ?? 0n) + BigInt(hypercall.payload.offset)
+    : undefined;
+  const { withLayout } = entry;
   let decoded: Record<string, unknown> | undefined;
-  if (withLayout.layout && payloadAddress !== undefined) {
+  if (withLayout.layout && payloadAddress !== undefined && (entry.decides || options.decode !== 'when-needed')) {
     const v = read(payloadAddress, withLayout.layout.size);
     if (v) decoded = decode(withLayout.layout, v, 0);
   }
 
-  let row = rows.find((r) => !r.mode);
+  let row = entry.plain;
   if (decoded) {
-    const moded = rows.find((r) => r.mode && decoded![r.mode.field] === r.mode.value);
+    const moded = entry.rows.find((r) => r.mode && decoded![r.mode.field] === r.mode.value);
     if (moded) row = moded;
   }
   return { hypercall, subop, row, decoded, payloadAddress };
+}
+
+/** The answer without a row (built only on the paths that give it, not on every call). */
+function unclassified(hypercall: HypercallSpec | undefined, subop: number | null): Classification {
+  return { hypercall, subop, row: undefined, decoded: undefined, payloadAddress: undefined };
 }
 
 export function rowsOf(hypercall: HypercallName): Row[] {

@@ -77,18 +77,30 @@ export function* domctl<F extends FieldMap>(
   payload: Partial<Decoded<F>>,
   extra: readonly HypercallBuffer[] = [],
 ): Program<EnvelopeResult<F>> {
-  return yield* withBuffers(ctx, [xen_domctl.size], function* ([buf]) {
-    const v = buf!.view();
+  // withBuffers() inlined: one generator less for every effect to pass through.
+  const buf = ctx.pool.alloc(xen_domctl.size);
+  try {
+    const v = buf.view();
     encode(xen_domctl, v, 0, { cmd: row.subop!, interface_version: XEN_DOMCTL_INTERFACE_VERSION, domain });
     if (layout) encode(layout, v, DOMCTL_PAYLOAD_OFFSET, payload);
-    const decodedIn = layout ? (decode(layout, v, DOMCTL_PAYLOAD_OFFSET) as Record<string, unknown>) : undefined;
-    const result = yield* issue(ctx, row, [buf!.address], [buf!, ...extra], decodedIn);
+    const decodedIn = layout && readsArgs(row) ? (decode(layout, v, DOMCTL_PAYLOAD_OFFSET) as Record<string, unknown>) : undefined;
+    const result = yield* issue(ctx, row, [buf.address], [buf, ...extra], decodedIn);
     return {
       domain: v.getUint16(8, true),
       out: (layout ? decode(layout, v, DOMCTL_PAYLOAD_OFFSET) : {}) as Decoded<F>,
       result,
     };
-  });
+  } finally {
+    if (!buf.freed) ctx.pool.free(buf);
+  }
+}
+
+/**
+ * Whether the retry decision reads the decoded arguments: only a conditional row's condition
+ * does (verdictFor). Elsewhere decoding the input struct before the call would be wasted work.
+ */
+function readsArgs(row: Row): boolean {
+  return row.condition !== undefined;
 }
 
 /** One sysctl, as domctl() above but with struct xen_sysctl. */
@@ -99,14 +111,17 @@ export function* sysctl<F extends FieldMap>(
   payload: Partial<Decoded<F>>,
   extra: readonly HypercallBuffer[] = [],
 ): Program<EnvelopeResult<F>> {
-  return yield* withBuffers(ctx, [xen_sysctl.size], function* ([buf]) {
-    const v = buf!.view();
+  const buf = ctx.pool.alloc(xen_sysctl.size);
+  try {
+    const v = buf.view();
     encode(xen_sysctl, v, 0, { cmd: row.subop!, interface_version: XEN_SYSCTL_INTERFACE_VERSION });
     if (layout) encode(layout, v, SYSCTL_PAYLOAD_OFFSET, payload);
-    const decodedIn = layout ? (decode(layout, v, SYSCTL_PAYLOAD_OFFSET) as Record<string, unknown>) : undefined;
-    const result = yield* issue(ctx, row, [buf!.address], [buf!, ...extra], decodedIn);
+    const decodedIn = layout && readsArgs(row) ? (decode(layout, v, SYSCTL_PAYLOAD_OFFSET) as Record<string, unknown>) : undefined;
+    const result = yield* issue(ctx, row, [buf.address], [buf, ...extra], decodedIn);
     return { domain: 0, out: (layout ? decode(layout, v, SYSCTL_PAYLOAD_OFFSET) : {}) as Decoded<F>, result };
-  });
+  } finally {
+    if (!buf.freed) ctx.pool.free(buf);
+  }
 }
 
 /** A struct passed by pointer in arg1 (memory_op, event_channel_op, ...): encode, issue, decode. */
@@ -120,7 +135,7 @@ export function* structCall<F extends FieldMap>(
   return yield* withBuffers(ctx, [layout.size], function* ([buf]) {
     const v = buf!.view();
     encode(layout, v, 0, payload);
-    const decodedIn = decode(layout, v, 0) as Record<string, unknown>;
+    const decodedIn = readsArgs(row) ? (decode(layout, v, 0) as Record<string, unknown>) : undefined;
     const result = yield* issue(ctx, row, [cmd, buf!.address], [buf!], decodedIn);
     return { out: decode(layout, v, 0), result };
   });

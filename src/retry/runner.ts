@@ -13,7 +13,7 @@ import type { HypercallBuffer } from '../buffers.js';
 import { ErrorCodes, HypercallError, XencallError, errnoNameOf, isErrorResult } from '../errors.js';
 import type { Row } from '../hypercalls/row.js';
 import { decideRetry, mayRetry, type RetryDecision, type RetryPolicy } from './decide.js';
-import type { RetryStats } from './stats.js';
+import type { OpCounters, RetryStats } from './stats.js';
 
 /** diagnostics_channel names; subscribe with diagnostics_channel.subscribe(name, fn). */
 export const CHANNELS = {
@@ -42,8 +42,11 @@ export interface CallPlan {
   readonly subop: number | null;
   readonly row: Row | undefined;
   readonly decoded: Record<string, unknown> | undefined;
-  /** Buffers whose contents are inputs: restored from a pristine copy before every re-issue. */
-  readonly inputs: readonly HypercallBuffer[];
+  /**
+   * Buffers whose contents are inputs: restored from a pristine copy before every re-issue. A
+   * function is called only when a re-issue is possible, so finding them costs nothing otherwise.
+   */
+  readonly inputs: readonly HypercallBuffer[] | (() => readonly HypercallBuffer[]);
 }
 
 export interface RunEnv {
@@ -56,77 +59,137 @@ export interface RunEnv {
 /**
  * Issues the planned hypercall. Returns the raw non-negative result; throws HypercallError
  * (XEN_ERR_HYPERCALL, XEN_ERR_RETRY_REFUSED or XEN_ERR_RETRY_EXHAUSTED) otherwise.
+ *
+ * The steps (start, attempt, failed, waited) are shared with runHypercallSync(), the plain loop
+ * the synchronous raw API runs without a generator; only the issuing and the waiting differ.
  */
 export function* runHypercall(plan: CallPlan, env: RunEnv): Program<bigint> {
+  const call = start(plan, env);
+  const effect: Effect = { type: 'hypercall', op: plan.op, args: plan.args, longRunning: plan.row?.longRunning ?? false };
+  for (let attempt = 1; ; attempt++) {
+    attempted(call, attempt);
+    const result = (yield effect) as bigint;
+    if (!isErrorResult(result)) return succeeded(call, attempt, result);
+    const delayMs = failed(call, result, attempt);
+    if (delayMs > 0) yield { type: 'sleep', ms: delayMs };
+    waited(call, attempt, delayMs);
+  }
+}
+
+/**
+ * runHypercall() without the generator: the same steps, issued with env.backend.hypercall()
+ * and waited with `sleep`. For the synchronous raw API, where a generator, its effect objects
+ * and the driver loop would cost more than the steps themselves.
+ */
+export function runHypercallSync(plan: CallPlan, env: RunEnv, sleep: (ms: number) => void = sleepSync): bigint {
+  const call = start(plan, env);
+  for (let attempt = 1; ; attempt++) {
+    attempted(call, attempt);
+    const result = env.backend.hypercall(plan.op, plan.args);
+    if (!isErrorResult(result)) return succeeded(call, attempt, result);
+    const delayMs = failed(call, result, attempt);
+    if (delayMs > 0) sleep(delayMs);
+    waited(call, attempt, delayMs);
+  }
+}
+
+/** One call's state across its attempts. */
+interface CallState {
+  readonly plan: CallPlan;
+  readonly env: RunEnv;
+  readonly name: string | null;
+  readonly statsKey: string;
+  readonly counters: OpCounters;
+  readonly canFault: boolean;
+  readonly pristine: readonly { readonly buffer: HypercallBuffer; readonly bytes: Uint8Array }[] | null;
+  /** The failure a re-issue is about to follow (for the cause of an abort). */
+  retrying: { readonly errno: number; readonly decision: RetryDecision } | null;
+}
+
+function start(plan: CallPlan, env: RunEnv): CallState {
   const { backend, policy, stats } = env;
   const name = plan.row?.name ?? null;
   const statsKey = name ?? `hypercall ${plan.op}${plan.subop === null ? '' : `/${plan.subop}`}`;
   const counters = stats.counters(statsKey);
   counters.calls++;
-
   const canFault = !backend.buffersNeverFault();
   // Xen writes results into argument buffers in place, so a re-issue must start from a copy
   // taken before the first attempt. Only calls that could be re-issued pay for the copy.
   const pristine = mayRetry(plan.row, plan.decoded, canFault, policy)
-    ? plan.inputs.map((b) => ({ buffer: b, bytes: b.bytes.slice() }))
+    ? (typeof plan.inputs === 'function' ? plan.inputs() : plan.inputs).map((b) => ({ buffer: b, bytes: b.bytes.slice() }))
     : null;
+  return { plan, env, name, statsKey, counters, canFault, pristine, retrying: null };
+}
 
-  for (let attempt = 1; ; attempt++) {
-    counters.attempts++;
-    if (attemptChannel.hasSubscribers) {
-      attemptChannel.publish({ name, op: plan.op, subop: plan.subop, attempt });
-    }
-    const result = (yield { type: 'hypercall', op: plan.op, args: plan.args, longRunning: plan.row?.longRunning ?? false }) as bigint;
-    if (!isErrorResult(result)) {
-      if (attempt > 1) counters.recovered++;
-      return result;
-    }
-
-    const errno = Number(-result);
-    if (errnoNameOf(errno) === 'EFAULT') counters.efaults++;
-    const decision = decideRetry({ errno, attempt, row: plan.row, args: plan.decoded, buffersCanFault: canFault, policy });
-
-    if (decision.action === 'retry' && pristine) {
-      const aborted = () =>
-        new XencallError(ErrorCodes.ABORTED, `${statsKey}: aborted before re-issue ${attempt + 1}`, { cause: failure(plan, errno, attempt, decision) });
-      if (env.signal?.aborted) throw aborted();
-      if (retryChannel.hasSubscribers) {
-        retryChannel.publish({ name, op: plan.op, subop: plan.subop, attempt, errno, errnoName: errnoNameOf(errno), delayMs: decision.delayMs });
-      }
-      for (const p of pristine) {
-        p.buffer.bytes.set(p.bytes);
-        backend.touchPages(p.buffer.live());
-      }
-      if (decision.delayMs > 0) {
-        yield { type: 'sleep', ms: decision.delayMs };
-        // The wait is where a caller's abort lands; never re-issue after it.
-        if (env.signal?.aborted) throw aborted();
-      }
-      counters.retries++;
-      continue;
-    }
-
-    const err = failure(plan, errno, attempt, decision);
-    if (err.code === ErrorCodes.RETRY_REFUSED) counters.refused++;
-    else if (err.code === ErrorCodes.RETRY_EXHAUSTED) counters.exhausted++;
-    else counters.failed++;
-    if (refuseChannel.hasSubscribers && err.code !== ErrorCodes.HYPERCALL) {
-      refuseChannel.publish({
-        name,
-        op: plan.op,
-        subop: plan.subop,
-        attempts: attempt,
-        errno,
-        errnoName: err.errnoName,
-        kind: decision.action === 'fail' ? decision.kind : 'exhausted',
-        reason: err.reason,
-        recovery: err.recovery,
-      });
-    }
-    throw err;
+/** Before each attempt. */
+function attempted(call: CallState, attempt: number): void {
+  call.counters.attempts++;
+  if (attemptChannel.hasSubscribers) {
+    attemptChannel.publish({ name: call.name, op: call.plan.op, subop: call.plan.subop, attempt });
   }
 }
 
+function succeeded(call: CallState, attempt: number, result: bigint): bigint {
+  if (attempt > 1) call.counters.recovered++;
+  return result;
+}
+
+/**
+ * After a failed attempt: either restores the pristine inputs and returns the delay before the
+ * re-issue, or throws the error that ends the call.
+ */
+function failed(call: CallState, result: bigint, attempt: number): number {
+  const { plan, env, name, counters, canFault, pristine } = call;
+  const errno = Number(-result);
+  if (errnoNameOf(errno) === 'EFAULT') counters.efaults++;
+  const decision = decideRetry({ errno, attempt, row: plan.row, args: plan.decoded, buffersCanFault: canFault, policy: env.policy });
+
+  if (decision.action === 'retry' && pristine) {
+    call.retrying = { errno, decision };
+    if (env.signal?.aborted) throw aborted(call, attempt);
+    if (retryChannel.hasSubscribers) {
+      retryChannel.publish({ name, op: plan.op, subop: plan.subop, attempt, errno, errnoName: errnoNameOf(errno), delayMs: decision.delayMs });
+    }
+    for (const p of pristine) {
+      p.buffer.bytes.set(p.bytes);
+      env.backend.touchPages(p.buffer.live());
+    }
+    return decision.delayMs;
+  }
+
+  const err = failure(plan, errno, attempt, decision);
+  if (err.code === ErrorCodes.RETRY_REFUSED) counters.refused++;
+  else if (err.code === ErrorCodes.RETRY_EXHAUSTED) counters.exhausted++;
+  else counters.failed++;
+  if (refuseChannel.hasSubscribers && err.code !== ErrorCodes.HYPERCALL) {
+    refuseChannel.publish({
+      name,
+      op: plan.op,
+      subop: plan.subop,
+      attempts: attempt,
+      errno,
+      errnoName: err.errnoName,
+      kind: decision.action === 'fail' ? decision.kind : 'exhausted',
+      reason: err.reason,
+      recovery: err.recovery,
+    });
+  }
+  throw err;
+}
+
+/** After the wait before a re-issue (if there was one), which is where a caller's abort lands. */
+function waited(call: CallState, attempt: number, delayMs: number): void {
+  // Never re-issue after an abort that came during the wait.
+  if (delayMs > 0 && call.env.signal?.aborted) throw aborted(call, attempt);
+  call.counters.retries++;
+}
+
+function aborted(call: CallState, attempt: number): XencallError {
+  const { errno, decision } = call.retrying!;
+  return new XencallError(ErrorCodes.ABORTED, `${call.statsKey}: aborted before re-issue ${attempt + 1}`, {
+    cause: failure(call.plan, errno, attempt, decision),
+  });
+}
 function failure(plan: CallPlan, errno: number, attempts: number, decision: RetryDecision): HypercallError {
   // A 'retry' decision without a pristine snapshot cannot happen (mayRetry agrees with
   // decideRetry); treat it as exhausted rather than re-issue from dirty inputs.
