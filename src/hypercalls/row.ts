@@ -72,6 +72,9 @@ export function defineRow<const F extends FieldMap>(spec: RowSpec<F>): Row {
   if (!['safe', 'unsafe', 'conditional'].includes(spec.verdict)) {
     throw new Error(`row ${spec.name}: verdict must be safe, unsafe or conditional`);
   }
+  if (!spec.verified && spec.verdict !== 'unsafe') {
+    throw new Error(`row ${spec.name}: a row not traced in Xen's source is unsafe until proven otherwise`);
+  }
   if (spec.verdict === 'conditional' && !spec.condition) {
     throw new Error(`row ${spec.name}: a conditional verdict needs a condition`);
   }

@@ -338,12 +338,14 @@ export const DOMCTL_ROWS = [
     args: z.object({ domain: domid, max_memkb: u64 }).strict(),
   }),
   domctl('setvcpucontext', {
-    verdict: 'safe',
+    verdict: 'unsafe',
     longRunning: true,
     reason:
       'The context is copied in before domain_pause and arch_set_info_guest(); there is no copy-back. vcpu_reset or arch_set_info_guest may continue (-ERESTART), and a later slice\'s entry copy can fault after earlier slices ran, but the continuation is itself a re-issue of the same call, so a toolstack re-issue is equivalent.',
     source: [DO_DOMCTL, { file: 'xen/common/domain.c', function: 'vcpu_reset' }],
     verified: false,
+    recovery:
+      'Read the context back with getvcpucontext and re-issue only if it differs from the one you set.',
   }),
   withArgs(
     readOnly('getvcpucontext', 'the vcpu is paused just long enough to read its context, which is copied out, then the struct is copied back', [DO_DOMCTL]),
@@ -364,11 +366,13 @@ export const DOMCTL_ROWS = [
     args: z.object({ domain: domid, max: u32.min(1) }).strict(),
   }),
   domctl('scheduler_op', {
-    verdict: 'safe',
+    verdict: 'unsafe',
     reason:
       'The struct is always copied back after sched_adjust(), and RTDS putvcpuinfo copies vcpu entries in one at a time, so an EFAULT can follow a partial or complete update; every parameter set (weight, cap, period, budget) is absolute, so re-issuing the pristine request reaches the same state. getinfo/getvcpuinfo are read-only. nr_vcpus is rewritten with the count done: restore it.',
     source: [DO_DOMCTL, { file: 'xen/common/sched/core.c', function: 'sched_adjust' }, { file: 'xen/common/sched/rt.c', function: 'rt_dom_cntl' }],
     verified: false,
+    recovery:
+      'Read the parameters back (SCHEDOP_getinfo / getvcpuinfo) and re-issue only what differs, from the pristine request.',
   }),
   entryOnly('setdomainhandle', 'the handle is copied into the domain', [DO_DOMCTL]),
   entryOnly('setdebugging', 'debugger_attached is set', [DO_DOMCTL]),
@@ -427,12 +431,14 @@ export const DOMCTL_ROWS = [
   entryOnly('set_address_size', 'switch_compat() (a no-op when the size is already set)', [ARCH_DO_DOMCTL]),
   readOnly('get_address_size', 'the address size is copied back', [ARCH_DO_DOMCTL]),
   domctl('assign_device', {
-    verdict: 'safe',
+    verdict: 'unsafe',
     longRunning: true,
     reason:
       'No copy-back; the assignment may continue (-ERESTART) with the unchanged struct, so an EFAULT comes only at a slice entry. If an earlier slice finished the assignment, a re-issue gets -EBUSY from device_assigned() rather than assigning twice.',
     source: [DO_DOMCTL, PCI_DOMCTL, { file: 'xen/drivers/passthrough/pci.c', function: 'device_assigned' }],
     verified: false,
+    recovery:
+      'Check with test_assign_device whether the device is now assigned (-EBUSY) before re-issuing.',
   }),
   entryOnly('bind_pt_irq', 'pt_irq_create_bind()', [ARCH_DO_DOMCTL]),
   domctl('memory_mapping', {

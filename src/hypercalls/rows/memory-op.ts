@@ -9,7 +9,7 @@ import { defineRow, type Citation, subopRows } from '../row.js';
 import { XENMEM } from '../numbers.js';
 import { xen_add_to_physmap, xen_add_to_physmap_batch, xen_mem_paging_op, xen_memory_domain, xen_memory_reservation } from '../structs.js';
 import { domidOrSelf } from '../schemas.js';
-import { XENMAPSPACE, XENMEM_PAGING_OP } from './constants.js';
+import { XENMAPSPACE } from './constants.js';
 
 const DO_MEMORY_OP: Citation = { file: 'xen/common/memory.c', function: 'do_memory_op' };
 const ARCH_MEMORY_OP: Citation = { file: 'xen/arch/x86/mm.c', function: 'arch_memory_op' };
@@ -221,11 +221,7 @@ export const MEMORY_OP_ROWS = [
     hypercall: 'memory_op',
     subop: XENMEM.add_to_physmap_batch,
     layout: xen_add_to_physmap_batch,
-    verdict: 'conditional',
-    condition: {
-      text: 'unsafe unless size <= 1 and space is shared_info (0) or grant_table (1)',
-      unsafeWhen: (a) => a.size > 1 || (a.space !== XENMAPSPACE.shared_info && a.space !== XENMAPSPACE.grant_table),
-    },
+    verdict: 'unsafe',
     faults: 'copies',
     longRunning: true,
     reason:
@@ -272,8 +268,7 @@ export const MEMORY_OP_ROWS = [
     hypercall: 'memory_op',
     subop: XENMEM.paging_op,
     layout: xen_mem_paging_op,
-    verdict: 'conditional',
-    condition: { text: 'unsafe when op is XENMEM_paging_op_prep (2)', unsafeWhen: (a) => a.op === XENMEM_PAGING_OP.prep },
+    verdict: 'unsafe',
     faults: 'copies',
     longRunning: false,
     reason:
@@ -308,12 +303,14 @@ export const MEMORY_OP_ROWS = [
     { file: 'xen/common/memory.c', function: 'get_reserved_device_memory' },
   ]),
   memop('acquire_resource', {
-    verdict: 'safe',
+    verdict: 'unsafe',
     longRunning: true,
     reason:
       'Frames are acquired in batches of 32 (a continuation re-reads the struct); the side effects (growing the grant table, allocating ioreq pages) are idempotent, and reporting the same MFNs or setting the same foreign entries again is harmless, so a re-issue of the whole request is fine.',
     source: [{ file: 'xen/common/memory.c', function: 'acquire_resource' }, { file: 'xen/common/grant_table.c', function: 'gnttab_acquire_resource' }],
     verified: false,
+    recovery:
+      'Query the resource\'s size (nr_frames = 0) and re-issue the whole request; discard the first call\'s partial frame list.',
   }),
   readOnly('get_vnumainfo', 'the vNUMA ranges, distances and vcpu map are copied out, then the counts', [DO_MEMORY_OP]),
 ];

@@ -160,13 +160,15 @@ export const NO_SUBOP_ROWS = [
     recovery: 'Issue one op per call (count = 1), or read *pdone and re-issue only the rest.',
   }),
   call('xsm_op', {
-    verdict: 'safe',
+    verdict: 'unsafe',
     faults: 'copies',
     longRunning: false,
     reason:
       'Without XSM the dummy handler returns -ENOSYS and reads nothing. With FLASK, do_flask_op copies the op in and copies it back only for queries and idempotent ops (sid_to_context, access, context_to_sid, setbool, ...); the setters without copy-out fault only before acting.',
     source: [{ file: 'xen/include/xsm/dummy.h', function: 'xsm_do_xsm_op' }, { file: 'xen/xsm/flask/flask_op.c', function: 'do_flask_op' }],
     verified: false,
+    recovery:
+      'Without XSM it is -ENOSYS anyway; with FLASK read the state back with the matching query before re-issuing a setter.',
   }),
   guestOnly('nmi_op', 'Registers or unregisters the calling domain\'s NMI callback (copied in)', {
     faults: 'copies',
@@ -222,13 +224,15 @@ export const NO_SUBOP_ROWS = [
     source: [{ file: 'xen/common/hypfs.c', function: 'do_hypfs_op' }, { file: 'xen/common/hypfs.c', function: 'hypfs_write_leaf' }],
   }),
   call('arch_0', {
-    verdict: 'safe',
+    verdict: 'unsafe',
     faults: 'copies',
     longRunning: false,
     reason:
       'mca on x86 (do_mca). fetch does not remove telemetry (only an ack does), so losing the final copy-out just makes a re-fetch return the same record; ack and physcpuinfo fault only on copies around a read or an idempotent ack; the inject commands copy in before injecting.',
     source: [{ file: 'xen/arch/x86/cpu/mcheck/mce.c', function: 'do_mca' }],
     verified: false,
+    recovery:
+      'Re-fetch telemetry with fetch (it does not consume it); re-issue an inject only after checking it was not delivered.',
   }),
   call('arch_1', {
     verdict: 'unsafe',

@@ -186,7 +186,7 @@ export const SYSCTL_ROWS = [
     verified: true,
   }),
   sysctl('page_offline_op', {
-    verdict: 'safe',
+    verdict: 'unsafe',
     longRunning: true,
     reason:
       'Every page in [start, end] is offlined, onlined or queried before the status array is copied out at the end, so an EFAULT means all transitions happened; repeating them reaches the same state, though the per-page status codes of the retry can differ (an already-online page reports 0, not ONLINED).',
@@ -300,11 +300,13 @@ export const SYSCTL_ROWS = [
     verified: true,
   }),
   sysctl('scheduler_op', {
-    verdict: 'safe',
+    verdict: 'unsafe',
     reason:
       'getinfo is read-only; putinfo sets absolute scheduler parameters and reads them back before the final copy-back, so a repeat after an EFAULT is harmless.',
     source: [DO_SYSCTL, { file: 'xen/common/sched/core.c', function: 'sched_adjust_global' }, { file: 'xen/common/sched/credit.c', function: 'csched_sys_cntl' }],
     verified: false,
+    recovery:
+      'Read the parameters back with getinfo and re-issue putinfo only if they differ.',
   }),
   sysctl('coverage_op', {
     verdict: 'safe',
