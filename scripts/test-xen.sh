@@ -11,15 +11,15 @@
 # packages cannot be installed (install-packages.sh exit 3: no root, no apt, no network...).
 #
 # Environment:
-#   XENCALL_TEST_XEN_VM_TIMEOUT  seconds per VM boot (default 240)
-#   XENCALL_TEST_XEN_TOTAL       seconds for everything (default 900)
+#   XENCALL_TEST_XEN_VM_TIMEOUT  seconds per VM boot (default 480)
+#   XENCALL_TEST_XEN_TOTAL       seconds for everything (default 1500)
 #   XENCALL_TEST_XEN_MODES       which runs: "hypercall-dev no-hypercall-dev" (default both)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-VM_TIMEOUT=${XENCALL_TEST_XEN_VM_TIMEOUT:-240}
-TOTAL=${XENCALL_TEST_XEN_TOTAL:-900}
+VM_TIMEOUT=${XENCALL_TEST_XEN_VM_TIMEOUT:-480}
+TOTAL=${XENCALL_TEST_XEN_TOTAL:-1500}
 MODES=${XENCALL_TEST_XEN_MODES:-hypercall-dev no-hypercall-dev}
 START=$(date +%s)
 
