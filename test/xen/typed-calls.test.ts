@@ -78,6 +78,16 @@ describe(`typed calls on real Xen ${vm.xenVersion}`, () => {
     assert.equal((await xc.domctl.getdomaininfo({ domain: domid })).paused, true, 'still paused once: the count was 2');
     await xc.domctl.unpausedomain({ domain: domid });
 
+    // Affinity round-trips through Xen (which writes the effective map back into the input).
+    await xc.domctl.setvcpuaffinity({ domain: domid, vcpu: 0, hard: [0] });
+    assert.deepEqual((await xc.domctl.getvcpuaffinity({ domain: domid, vcpu: 0 })).hard, [0]);
+    // A vcpu without a context has none to read; a PV domain has no HVM context; Debian's Xen
+    // has no shadow paging for PV log-dirty. Each is Xen's own typed error, as the mock gives.
+    const errno = (name: string) => (e: unknown) => e instanceof HypercallError && e.errnoName === name;
+    await assert.rejects(xc.domctl.getvcpucontext({ domain: domid, vcpu: 0 }), errno('ENODATA'));
+    await assert.rejects(xc.domctl.gethvmcontext({ domain: domid }), errno('EINVAL'));
+    await assert.rejects(xc.domctl.shadow_op.enable_logdirty({ domain: domid }), (e: unknown) => e instanceof HypercallError);
+
     const vcpu = await xc.domctl.getvcpuinfo({ domain: domid, vcpu: 1 });
     assert.equal(vcpu.online, false, 'a vcpu without a context is down');
     const aff = await xc.domctl.getvcpuaffinity({ domain: domid, vcpu: 0 });
