@@ -64,6 +64,16 @@ describe('xencall CLI', () => {
     assert.ok(d.steps.some((s: { outcome: string; step: string }) => s.outcome === 'refused' && s.step.startsWith('createdomain')));
   });
 
+  it('demo survives heavy seeded faults: every step ends in a result, a recovery or a typed give-up', async () => {
+    for (let seed = 1; seed <= 5; seed++) {
+      const r = await cli(['demo', '--json', '--seed', String(seed), '--fault-rate', '0.02']);
+      assert.equal(r.code, 0, `seed ${seed}: ${r.err}`);
+      const d = JSON.parse(r.out);
+      assert.ok(d.injected_faults > 20, `seed ${seed}: only ${d.injected_faults} faults`);
+      for (const s of d.steps) assert.match(s.outcome, /^(ok|recovered|refused|exhausted)$/);
+    }
+  });
+
   it('the built executable runs and survives a closed pipe', () => {
     const r = spawnSync('sh', ['-c', 'node dist/cli.js table --json | head -c 10'], { encoding: 'utf8', timeout: 20_000 });
     assert.equal(r.status, 0, r.stderr);

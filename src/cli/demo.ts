@@ -5,6 +5,7 @@
 import diagnostics_channel from 'node:diagnostics_channel';
 import { open } from '../xencall.js';
 import { HypercallError, ErrorCodes } from '../errors.js';
+import { findDomainByHandle, findLeakedPorts, recoverConsole } from '../recovery.js';
 import { CHANNELS } from '../retry/runner.js';
 import { MockHypervisor } from '../testing/hypervisor.js';
 import type { CliIO } from './main.js';
@@ -12,7 +13,7 @@ import type { CliOptions } from './table.js';
 
 interface Step {
   step: string;
-  outcome: 'ok' | 'recovered' | 'refused';
+  outcome: 'ok' | 'recovered' | 'refused' | 'exhausted';
   detail: string;
 }
 
@@ -53,6 +54,13 @@ export async function runDemo(opts: CliOptions, io: CliIO): Promise<number> {
       steps.push({ step, outcome: faulted ? 'recovered' : 'ok', detail });
       if (!opts.json) io.out(`  ${faulted ? 'ok after retry' : 'ok'}: ${detail}\n`);
     } catch (e) {
+      if (e instanceof HypercallError && e.code === ErrorCodes.RETRY_EXHAUSTED) {
+        // A safe op that kept faulting: a typed error after the attempt budget, never a wrong
+        // answer. The scenario goes on without this step's result.
+        steps.push({ step, outcome: 'exhausted', detail: `${e.code} after ${e.attempts} attempts` });
+        if (!opts.json) io.out(`  gave up: ${e.code} after ${e.attempts} attempts (typed, never a wrong result)\n`);
+        return;
+      }
       if (!(e instanceof HypercallError) || !recover) throw e;
       const detail = await recover(e);
       steps.push({ step, outcome: 'refused', detail: `${e.code} ${e.errnoName}; recovery: ${detail}` });
@@ -77,7 +85,7 @@ export async function runDemo(opts: CliOptions, io: CliIO): Promise<number> {
       },
       async (e) => {
         // The domain may exist: find it by the handle we chose.
-        const found = (await retryRead(() => xc.sysctl.getdomaininfolist())).find((d) => d.handle === handle);
+        const [found] = await retryRead(() => findDomainByHandle(xc, handle));
         if (!found) return `${e.errnoName} before creation; no orphan`;
         domid = found.domid;
         return `found the created domain ${domid} by its handle instead of creating a second one`;
@@ -109,7 +117,13 @@ export async function runDemo(opts: CliOptions, io: CliIO): Promise<number> {
       await xc.domctl.shadow_op.enable_logdirty({ domain: domid });
       return 'log-dirty on';
     }, async () => {
-      return 'log-dirty is on (checked with PEEK); carrying on';
+      // A second ENABLE would fail if the first took effect; OFF is idempotent, so start over.
+      const on = await untilDone(async () => {
+        await xc.domctl.shadow_op.off({ domain: domid });
+        await xc.domctl.shadow_op.enable_logdirty({ domain: domid });
+        return true;
+      });
+      return on ? 'switched log-dirty off and on again' : 'could not switch log-dirty on under these faults';
     });
     for (const g of [5, 77, 1000, 4000]) dom.writePage(g);
     await run(
@@ -118,24 +132,34 @@ export async function runDemo(opts: CliOptions, io: CliIO): Promise<number> {
         const r = await xc.domctl.shadow_op.clean({ domain: domid, pages: 4096n });
         return `${countBits(r.bitmap)} dirty pages`;
       },
-      async () => 'every page of the round treated as dirty (4096 pages resent)',
+      async () => {
+        // The failed CLEAN's bitmap is gone with its buffer, so this round resends every page;
+        // a second CLEAN collects what Xen still holds and re-arms tracking for the next round.
+        const again = await untilDone(() => xc.domctl.shadow_op.clean({ domain: domid, pages: 4096n }));
+        return again
+          ? `resent all 4096 pages this round; a second CLEAN returned ${countBits(again.bitmap)} more and re-armed tracking`
+          : 'resent all 4096 pages this round; the next round\'s CLEAN re-arms tracking';
+      },
     );
     await run(
       'event_channel_op alloc_unbound',
       async () => `port ${(await xc.event_channel_op.alloc_unbound({ dom: 0, remote_dom: domid })).port}`,
       async () => {
-        for (let port = 1; port < 64; port++) {
-          const s = await retryRead(() => xc.event_channel_op.status({ dom: 0, port }));
-          if (s.status === 'unbound' && s.remote_dom === domid) return `found the leaked port ${port} with status; adopted it`;
-        }
-        return 'no port was allocated';
+        const leaked = await retryRead(() => findLeakedPorts(xc, { dom: 0, remote_dom: domid, known: [] }));
+        return leaked.length ? `found the leaked port ${leaked.join(', ')} with status; adopted it` : 'no port was allocated';
       },
     );
+    const consoleBuf = xc.allocBuffer(16384);
     await run(
-      'readconsole clear',
-      async () => `${(await xc.sysctl.readconsole({ clear: true })).count} bytes`,
-      async () => 'kept what the buffer received; re-read incrementally without clear',
+      'readconsole clear (into our own buffer)',
+      async () => `${(await xc.sysctl.readconsole({ clear: true, buffer: consoleBuf })).count} bytes`,
+      async (e) => {
+        // The ring was cleared before the reply was lost: the text is only in our buffer now.
+        const got = await recoverConsole(xc, e, { buffer: consoleBuf, index: 0 });
+        return `recovered ${got.text.length} bytes of console text from the buffer: ${JSON.stringify(got.text.split('\n')[0])}...`;
+      },
     );
+    xc.freeBuffer(consoleBuf);
     await run('destroydomain', async () => {
       await xc.domctl.destroydomain({ domain: domid });
       return `domain ${domid} gone`;
@@ -168,6 +192,18 @@ async function retryRead<T>(fn: () => Promise<T>): Promise<T> {
       if (i > 20 || !(e instanceof HypercallError) || e.code !== ErrorCodes.RETRY_EXHAUSTED) throw e;
     }
   }
+}
+
+/** A recovery step that may itself meet a fault: a few tries, then null (the caller says so). */
+async function untilDone<T>(fn: () => Promise<T>, tries = 4): Promise<T | null> {
+  for (let i = 0; i < tries; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!(e instanceof HypercallError) || (e.code !== ErrorCodes.RETRY_REFUSED && e.code !== ErrorCodes.RETRY_EXHAUSTED)) throw e;
+    }
+  }
+  return null;
 }
 
 function countBits(b: Uint8Array): number {
