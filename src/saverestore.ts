@@ -2,33 +2,40 @@
 // what libxenguest's save does. Mapping and copying the guest's pages is the caller's job
 // (libxencall does not map foreign memory): it is handed the dirty pages of each round.
 //
-// The one delicate step is CLEAN. Xen copies the dirty bitmap out chunk by chunk and clears
-// each chunk right after copying it, so an EFAULT leaves some bits delivered-and-cleared and
-// the rest still in Xen (paging_log_dirty_op). A plain re-issue would lose the delivered ones.
-// This loop never does that: every bit Xen copied out is kept (OR-ed into the round's set, even
-// from a failed call), then CLEAN is issued again into a fresh zeroed bitmap for the rest; an op
-// left pending by a fault at continuation re-entry (-EBUSY afterwards) is finished through
-// __HYPERVISOR_paging_domctl_cont, as Xen expects. Only when that fails too is the whole range
-// treated as dirty for the round.
+// How Xen 4.17 tracks (xen/arch/x86/mm/paging.c, hap/hap.c, hvm/hvm.c at RELEASE-4.17.7):
+// ENABLE and every *completed* CLEAN make all pages read-only (p2m_ram_logdirty); a guest's
+// first write to a page faults, is logged, and makes the page writable, so its later writes are
+// not seen until the next completed CLEAN re-arms. CLEAN copies the bitmap out leaf by leaf and
+// clears each leaf right after copying it; a copy fault part-way leaves the earlier leaves
+// copied-and-cleared and skips the re-arm. A preempted CLEAN continues through hypercall 49,
+// whose re-entry can fault with the op left pending and the domain paused.
+//
+// So a round is only sound when it ends with a completed CLEAN after which its pages are sent:
+// every bit Xen copied out is kept (OR-ed in, even from a failed call), a pending op is
+// finished through hypercall 49, and CLEAN is issued again until one completes. If none does,
+// the round resends everything, but only after a CLEAN with no bitmap (clear and re-arm, nothing
+// to copy) completed; if even that fails, the guest is paused first and the round becomes the
+// final one, so nothing can be written unseen after the copy.
 
 import type { HypercallBuffer } from './buffers.js';
 import { ErrorCodes, HypercallError, ValidationError, XencallError } from './errors.js';
-import { encode } from './layout.js';
-import { DOMCTL, SHADOW_OP, XEN_DOMCTL_INTERFACE_VERSION } from './hypercalls/numbers.js';
-import { DOMCTL_PAYLOAD_OFFSET, xen_domctl, xen_domctl_shadow_op } from './hypercalls/structs.js';
+import { SHADOW_OP, XEN_DOMCTL_SHADOW } from './hypercalls/numbers.js';
+import { xen_domctl } from './hypercalls/structs.js';
 import { rowByName } from './hypercalls/table.js';
 import type { Row } from './hypercalls/row.js';
-import { issue, type OpCtx } from './ops/helpers.js';
+import type { OpCtx } from './ops/helpers.js';
+import { finishPending, shadowOpCall, type LogDirtyRequest } from './ops/log-dirty.js';
+import type { Program } from './retry/runner.js';
 import type { Xencall } from './xencall.js';
 
 export type CleanStrategy =
   /** Keep what a failed CLEAN delivered, CLEAN again into a fresh bitmap, OR them (default). */
   | 'merge'
-  /** After a failed CLEAN, resend every page of the range this round. */
+  /** After a failed CLEAN, re-arm with a bitmap-less CLEAN and resend every page this round. */
   | 'all-dirty'
   /**
-   * For demonstrations and tests only: re-issue CLEAN into the same, re-zeroed bitmap after an
-   * EFAULT, as a retry-every-EFAULT toolstack would. It loses dirty pages; never use it for real.
+   * For demonstrations and tests only: drop what a failed CLEAN delivered and CLEAN again, as a
+   * retry-every-EFAULT toolstack would. It loses dirty pages; never use it for real.
    */
   | 'naive';
 
@@ -44,12 +51,17 @@ export interface LiveMigrationOptions {
   dirtyThreshold?: number;
   /** After a CLEAN that failed: see CleanStrategy. Default 'merge'. */
   onCleanFault?: CleanStrategy;
-  /** How many CLEAN/continuation calls one round may make before resending everything. Default 4. */
+  /** How many CLEANs one round may issue before resending everything. Default 4. */
   cleanAttempts?: number;
   /** Called after every round (a progress bar, a log line). */
   onRound?: (r: RoundReport) => void;
   /** Called between the live rounds' hypercalls (a test's guest keeps writing here). */
   onTick?: () => void | Promise<void>;
+  /**
+   * Stops the migration between rounds. Xen is left as it was found: no op pending, log-dirty
+   * off, and the domain unpaused if the loop had paused it. The promise rejects with
+   * XEN_ERR_ABORTED. A hypercall already issued is never interrupted.
+   */
   signal?: AbortSignal;
 }
 
@@ -58,12 +70,17 @@ export interface RoundReport {
   final: boolean;
   dirty: number;
   sent: number;
-  /** CLEAN calls that failed this round (EFAULT or EBUSY). */
+  /** CLEAN and hypercall 49 calls that failed this round (EFAULT or EBUSY). */
   cleanFaults: number;
-  /** Continuations finished through __HYPERVISOR_paging_domctl_cont. */
+  /** Pending CLEANs finished through __HYPERVISOR_paging_domctl_cont (49). */
   continued: number;
   /** True when the round resent everything because CLEAN could not be completed. */
   allDirty: boolean;
+  /**
+   * True when not even a bitmap-less CLEAN could re-arm tracking, so the loop paused the guest
+   * and made this round the final one.
+   */
+  pausedEarly: boolean;
 }
 
 export interface MigrationReport {
@@ -76,38 +93,88 @@ export interface MigrationReport {
   enableRecovered: boolean;
 }
 
-/** Runs the live-migration loop on the source side. The domain is left paused, log-dirty off. */
+/**
+ * Runs the live-migration loop on the source side. The domain is left paused, log-dirty off.
+ * On an error or abort it is left as found instead: no op pending, log-dirty off, unpaused if
+ * the loop paused it.
+ */
 export async function liveMigrate(xc: Xencall, options: LiveMigrationOptions): Promise<MigrationReport> {
   const o = validate(options);
   const ctx: OpCtx = { pool: xc.pool, env: xc.env(o.signal) };
-  const cleanRow = mustRow('domctl.shadow_op.clean');
-  const contRow = mustRow('arch_1');
   const bytes = Math.ceil(o.pages / 8);
   const bitmap = xc.allocBuffer(bytes);
   const struct = xc.allocBuffer(xen_domctl.size);
   const report: MigrationReport = { rounds: [], pagesSent: 0, cleanFaults: 0, continued: 0, allDirtyRounds: 0, enableRecovered: false };
+  let pausedByUs = false;
+  let enabled = false;
   try {
-    report.enableRecovered = await enableLogDirty(xc, o.domain);
+    try {
+      report.enableRecovered = await enableLogDirty(xc, o.domain, o.signal);
+    } catch (e) {
+      // ENABLE acts before its copy-back, so a failed one may have switched the mode on; but
+      // -EINVAL means someone else had it on, and theirs is not ours to switch off.
+      enabled = !(e instanceof HypercallError && e.errnoName === 'EINVAL');
+      throw e;
+    }
+    enabled = true;
 
     const all = Array.from({ length: o.pages }, (_, i) => i);
     await o.sendPages(all, { round: 0, final: false });
-    record(report, o, { round: 0, final: false, dirty: o.pages, sent: o.pages, cleanFaults: 0, continued: 0, allDirty: false });
+    record(report, o, { round: 0, final: false, dirty: o.pages, sent: o.pages, cleanFaults: 0, continued: 0, allDirty: false, pausedEarly: false });
 
     for (let round = 1; ; round++) {
+      throwIfAborted(o.signal, round);
       await o.onTick?.();
-      const final = round > o.maxRounds || report.rounds.at(-1)!.dirty < o.dirtyThreshold;
-      if (final) await xc.domctl.pausedomain({ domain: o.domain }, { signal: o.signal });
-      const r = await cleanRound(xc, ctx, cleanRow, contRow, o, struct, bitmap);
+      let final = round > o.maxRounds || report.rounds.at(-1)!.dirty < o.dirtyThreshold;
+      if (final) {
+        await xc.domctl.pausedomain({ domain: o.domain }, { signal: o.signal });
+        pausedByUs = true;
+      }
+      const r = await xc.runAsync(cleanRound(ctx, o, struct, bitmap, final));
+      let pausedEarly = false;
+      if (!r.rearmed && !final) {
+        // Pages made writable since the last completed CLEAN would take writes unseen after
+        // this copy. A paused guest writes nothing: copy everything now and stop there.
+        await xc.domctl.pausedomain({ domain: o.domain }, { signal: o.signal });
+        pausedByUs = true;
+        final = true;
+        pausedEarly = true;
+      }
       await o.sendPages(r.gfns, { round, final });
-      record(report, o, { round, final, dirty: r.gfns.length, sent: r.gfns.length, cleanFaults: r.faults, continued: r.continued, allDirty: r.allDirty });
+      record(report, o, { round, final, dirty: r.gfns.length, sent: r.gfns.length, cleanFaults: r.faults, continued: r.continued, allDirty: r.allDirty, pausedEarly });
       if (final) break;
     }
-    report.continued += await settle(xc, ctx, contRow, o, struct);
     await xc.domctl.shadow_op.off({ domain: o.domain }, { signal: o.signal });
+    enabled = false;
     return report;
+  } catch (e) {
+    await restore(xc, o, struct, { enabled, pausedByUs }, e);
+    throw e;
   } finally {
     xc.freeBuffer(bitmap);
     xc.freeBuffer(struct);
+  }
+}
+
+function throwIfAborted(signal: AbortSignal | undefined, round: number): void {
+  if (signal?.aborted) throw new XencallError(ErrorCodes.ABORTED, `live migration aborted before round ${round}`, { cause: signal.reason });
+}
+
+/**
+ * After a failure: finish any log-dirty op still pending (the loop's own ops never leave one,
+ * but an OFF interrupted by the abort may), switch log-dirty off and undo the loop's pause. No
+ * signal: this must run to the end. Its own failure is attached to the error being thrown.
+ */
+async function restore(xc: Xencall, o: Options, struct: HypercallBuffer, state: { enabled: boolean; pausedByUs: boolean }, error: unknown): Promise<void> {
+  const ctx: OpCtx = { pool: xc.pool, env: xc.env() };
+  try {
+    for (const op of [SHADOW_OP.CLEAN, SHADOW_OP.OFF]) {
+      await xc.runAsync(finishPending(ctx, struct, { domain: o.domain, op, pages: BigInt(o.pages), mode: 0, bitmap: null }));
+    }
+    if (state.enabled) await xc.domctl.shadow_op.off({ domain: o.domain });
+    if (state.pausedByUs) await xc.domctl.unpausedomain({ domain: o.domain });
+  } catch (cleanupError) {
+    if (error instanceof Error) (error as Error & { cleanupError?: unknown }).cleanupError = cleanupError;
   }
 }
 
@@ -125,14 +192,14 @@ function record(report: MigrationReport, o: Pick<LiveMigrationOptions, 'onRound'
  * second ENABLE fails with EINVAL. OFF is idempotent and nothing is logged yet, so after an
  * EFAULT switch it off and enable again (paging_log_dirty_enable, paging_log_dirty_disable).
  */
-async function enableLogDirty(xc: Xencall, domain: number): Promise<boolean> {
+async function enableLogDirty(xc: Xencall, domain: number, signal: AbortSignal | undefined): Promise<boolean> {
   try {
-    await xc.domctl.shadow_op.enable_logdirty({ domain });
+    await xc.domctl.shadow_op.enable_logdirty({ domain }, { signal });
     return false;
   } catch (e) {
     if (!(e instanceof HypercallError) || e.code !== ErrorCodes.RETRY_REFUSED) throw e;
-    await xc.domctl.shadow_op.off({ domain });
-    await xc.domctl.shadow_op.enable_logdirty({ domain });
+    await xc.domctl.shadow_op.off({ domain }, { signal });
+    await xc.domctl.shadow_op.enable_logdirty({ domain }, { signal });
     return true;
   }
 }
@@ -142,75 +209,63 @@ interface CleanResult {
   faults: number;
   continued: number;
   allDirty: boolean;
+  /** A CLEAN completed this round, so every page is read-only again (false only in the worst case). */
+  rearmed: boolean;
 }
 
-async function cleanRound(xc: Xencall, ctx: OpCtx, cleanRow: Row, contRow: Row, o: Options, struct: HypercallBuffer, bitmap: HypercallBuffer): Promise<CleanResult> {
+/** Bitmap-less CLEANs tried to re-arm tracking before a round resends everything. */
+const REARM_ATTEMPTS = 8;
+
+function* cleanRound(ctx: OpCtx, o: Options, struct: HypercallBuffer, bitmap: HypercallBuffer, final: boolean): Program<CleanResult> {
+  const cleanRow = mustRow('domctl.shadow_op.clean');
   const acc = new Uint8Array(bitmap.size);
+  // The final round's CLEAN also marks the frames Xen keeps mapped writable (as libxenguest's
+  // suspend_and_send_dirty asks for).
+  const mode = final ? XEN_DOMCTL_SHADOW.LOGDIRTY_FINAL : 0;
+  const req: LogDirtyRequest = { domain: o.domain, op: SHADOW_OP.CLEAN, pages: BigInt(o.pages), mode, bitmap };
   let faults = 0;
   let continued = 0;
-  let pending = false;
+  const keep = () => {
+    for (let i = 0; i < acc.length; i++) acc[i]! |= bitmap.bytes[i]!;
+  };
   for (let attempt = 0; attempt < o.cleanAttempts; attempt++) {
     bitmap.bytes.fill(0);
-    const v = struct.view();
-    new Uint8Array(v.buffer, v.byteOffset, v.byteLength).fill(0);
-    encode(xen_domctl, v, 0, { cmd: DOMCTL.shadow_op, interface_version: XEN_DOMCTL_INTERFACE_VERSION, domain: o.domain });
-    encode(xen_domctl_shadow_op, v, DOMCTL_PAYLOAD_OFFSET, { op: SHADOW_OP.CLEAN, dirty_bitmap: bitmap.address, pages: BigInt(o.pages) });
-    // The row decides retry: both are unsafe, so a fault comes back here and is never re-issued
+    // The row decides retry: CLEAN is unsafe, so a fault comes back here and is never re-issued
     // from a "pristine" (zeroed) bitmap that would wipe what Xen delivered.
-    const row = pending ? contRow : cleanRow;
-    let error: HypercallError | undefined;
-    try {
-      await xc.runAsync(issue(ctx, row, [struct.address], [struct, bitmap]), o.signal);
-    } catch (e) {
-      if (!(e instanceof HypercallError)) throw e;
-      error = e;
-    }
-    // Whatever Xen copied out, even from a failed call, is dirty pages it has already cleared:
-    // keep it. Bytes it did not reach are still zero.
-    for (let i = 0; i < acc.length; i++) acc[i]! |= bitmap.bytes[i]!;
-    if (!error) {
-      if (pending) continued++;
-      return { gfns: bitsToGfns(acc, o.pages), faults, continued, allDirty: false };
-    }
+    const r = yield* shadowOpCall(ctx, cleanRow, struct, req);
+    // Whatever Xen copied out, even in a failed call, is dirty pages it may have cleared: keep
+    // it (bytes it did not reach are still zero). 'naive' drops it, as a plain re-issue would.
+    if (r.ok || o.onCleanFault !== 'naive') keep();
+    else acc.fill(0);
+    if (r.ok) return { gfns: bitsToGfns(acc, o.pages), faults, continued, allDirty: false, rearmed: true };
     faults++;
-    if (error.errnoName === 'EBUSY') {
-      // A continuation slice faulted on re-entry: the op is still pending in Xen, the domain
-      // paused. Finish it through paging_domctl_cont with the same request.
-      pending = true;
-      continue;
+    // The fault may have come from a continuation's re-entry, leaving this CLEAN pending with the
+    // domain paused (an -EBUSY says one is). Finish it into a zeroed bitmap: it continues where
+    // the first slices stopped, and completing re-arms.
+    bitmap.bytes.fill(0);
+    const f = yield* finishPending(ctx, struct, req);
+    keep();
+    faults += f.faults;
+    if (f.outcome === 'finished') {
+      continued++;
+      return { gfns: bitsToGfns(acc, o.pages), faults, continued, allDirty: false, rearmed: true };
     }
-    if (error.errnoName !== 'EFAULT') throw error;
     if (o.onCleanFault === 'all-dirty') break;
-    if (o.onCleanFault === 'naive') acc.fill(0); // what a plain re-issue amounts to
-    // After an EFAULT Xen may or may not have an op pending; a fresh CLEAN answers EBUSY if so.
-    pending = false;
   }
-  // Resend everything this round; but first make sure no op is left pending in Xen, or every
-  // later shadow_op (the next CLEAN, OFF) would answer -EBUSY.
-  continued += await settle(xc, ctx, contRow, o, struct);
-  return { gfns: Array.from({ length: o.pages }, (_, i) => i), faults, continued, allDirty: true };
-}
-
-/**
- * Finishes a log-dirty op Xen may still hold pending, through paging_domctl_cont with no bitmap
- * (the round already counts every page as dirty). -EBUSY means nothing is pending.
- */
-async function settle(xc: Xencall, ctx: OpCtx, contRow: Row, o: Options, struct: HypercallBuffer): Promise<number> {
-  for (let i = 0; i < 16; i++) {
-    const v = struct.view();
-    new Uint8Array(v.buffer, v.byteOffset, v.byteLength).fill(0);
-    encode(xen_domctl, v, 0, { cmd: DOMCTL.shadow_op, interface_version: XEN_DOMCTL_INTERFACE_VERSION, domain: o.domain });
-    encode(xen_domctl_shadow_op, v, DOMCTL_PAYLOAD_OFFSET, { op: SHADOW_OP.CLEAN, dirty_bitmap: 0n, pages: BigInt(o.pages) });
-    try {
-      await xc.runAsync(issue(ctx, contRow, [struct.address], [struct]), o.signal);
-      return 1;
-    } catch (e) {
-      if (!(e instanceof HypercallError)) throw e;
-      if (e.errnoName === 'EBUSY') return 0;
-      if (e.errnoName !== 'EFAULT') throw e;
-    }
+  // Resend everything this round; but first re-arm, or the pages left writable by the failed
+  // CLEANs would take writes unseen after they are sent. A CLEAN without a bitmap copies
+  // nothing out, so it faults only on the struct: before its effect, or after it completed.
+  const rearm: LogDirtyRequest = { ...req, bitmap: null };
+  const all = Array.from({ length: o.pages }, (_, i) => i);
+  for (let attempt = 0; attempt < REARM_ATTEMPTS; attempt++) {
+    const r = yield* shadowOpCall(ctx, cleanRow, struct, rearm);
+    if (r.ok) return { gfns: all, faults, continued, allDirty: true, rearmed: true };
+    faults++;
+    const f = yield* finishPending(ctx, struct, rearm);
+    faults += f.faults;
+    if (f.outcome === 'finished') return { gfns: all, faults, continued: continued + 1, allDirty: true, rearmed: true };
   }
-  throw new XencallError(ErrorCodes.RETRY_EXHAUSTED, `domain ${o.domain}: a pending log-dirty op could not be finished through paging_domctl_cont`);
+  return { gfns: all, faults, continued, allDirty: true, rearmed: false };
 }
 
 function bitsToGfns(bits: Uint8Array, pages: number): number[] {

@@ -18,10 +18,14 @@ export function worldState(hv: MockHypervisor): unknown {
       shadowMb: d.shadowMb,
       logDirty: {
         enabled: d.logDirty.enabled,
-        bitmap: Buffer.from(d.logDirty.bitmap).toString('base64'),
+        // Trailing zero bytes are room the bitmap grew into, not state.
+        bitmap: Buffer.from(trimZeros(d.logDirty.bitmap)).toString('base64'),
+        writable: Buffer.from(trimZeros(d.logDirty.writable)).toString('base64'),
         faultCount: d.logDirty.faultCount,
         dirtyCount: d.logDirty.dirtyCount,
       },
+      pagingPreempt: d.pagingPreempt ? { ...d.pagingPreempt, done: String(d.pagingPreempt.done) } : null,
+      pagingPaused: d.pagingPaused,
       evtchns: [...d.evtchns].map(([p, c]) => [p, c.state, c.pending]),
       vcpus: d.vcpus.map((v) => ({ hard: v.hardAffinity.toString(16), soft: v.softAffinity.toString(16) })),
       timeOffsetSeconds: d.timeOffsetSeconds.toString(),
@@ -30,6 +34,25 @@ export function worldState(hv: MockHypervisor): unknown {
     })),
     console: { prod: hv.console.prod, cons: hv.console.cons },
   };
+}
+
+function trimZeros(b: Uint8Array): Uint8Array {
+  let end = b.length;
+  while (end > 0 && b[end - 1] === 0) end--;
+  return b.subarray(0, end);
+}
+
+/**
+ * Asserts that Xen holds nothing for the domain: no paging op pending for hypercall 49, no
+ * pause of its own, and the toolstack's pause count as expected.
+ */
+export function assertNoPagingLeftovers(hv: MockHypervisor, domid: number, controllerPauses = 0, where = ''): void {
+  const d = hv.domain(domid);
+  if (!d) throw new Error(`${where}domain ${domid} is gone`);
+  const state = { pending: d.pagingPreempt ? `op ${d.pagingPreempt.op} at ${d.pagingPreempt.done}` : null, pagingPaused: d.pagingPaused, controllerPauses: d.controllerPauseCount };
+  if (state.pending !== null || state.pagingPaused || state.controllerPauses !== controllerPauses) {
+    throw new Error(`${where}domain ${domid} left behind: ${JSON.stringify(state)} (expected nothing pending, not paused by Xen, ${controllerPauses} toolstack pauses)`);
+  }
 }
 
 /** A mock hypervisor and a handle on it; retry tuned to never sleep. */

@@ -21,7 +21,7 @@ interface Run {
 
 async function migrate(seed: number, strategy: CleanStrategy, faults: (hv: MockHypervisor) => void): Promise<Run> {
   // One chunk per slice: every CLEAN continues twice through paging_domctl_cont.
-  const hv = new MockHypervisor({ strict: true, logDirtyChunksPerSlice: 1 });
+  const hv = new MockHypervisor({ strict: true, preempt: { rate: 0.5, seed } });
   const dom = hv.addDomain({ domid: 7, totPages: PAGES, withMemory: true, memoryPageBytes: PAGE_BYTES });
   const guest = new MockGuestWorkload(dom, seed);
   for (let g = 0; g < PAGES; g++) dom.writePage(g, (p) => p.fill(g & 0xff));

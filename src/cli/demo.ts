@@ -94,8 +94,12 @@ export async function runDemo(opts: CliOptions, io: CliIO): Promise<number> {
     if (domid < 0) domid = (await xc.domctl.createdomain({ handle, max_vcpus: 2 })).domid;
     const dom = hv.domain(domid)!;
     dom.totPages = 4096;
-    dom.logDirty.bitmap = new Uint8Array(512);
 
+    // Xen refuses paging ops on a domain without vcpus (paging_domctl): create them first.
+    await run('max_vcpus 2', async () => {
+      await xc.domctl.max_vcpus({ domain: domid, max: 2 });
+      return 'vcpus created';
+    });
     await run('max_mem 16 MiB', async () => {
       await xc.domctl.max_mem({ domain: domid, max_memkb: 16384n });
       return 'set';

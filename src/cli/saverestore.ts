@@ -22,7 +22,7 @@ export async function runSaveRestore(opts: SaveRestoreCliOptions, io: CliIO): Pr
   if (opts.backend !== 'mock') {
     throw new ValidationError('backend', 'saverestore runs on the mock hypervisor only (--backend mock): migrating a real guest needs foreign-memory mapping, which is not libxencall\'s job');
   }
-  const hv = new MockHypervisor({ strict: true, logDirtyChunksPerSlice: 1 });
+  const hv = new MockHypervisor({ strict: true, preempt: { rate: 0.5, seed: opts.seed } });
   const dom = hv.addDomain({ domid: 9, totPages: opts.pages, withMemory: true, memoryPageBytes: PAGE_BYTES });
   for (let g = 0; g < opts.pages; g++) dom.writePage(g, (p) => p.fill(g & 0xff));
   for (const op of ['domctl.shadow_op.clean', 'arch_1']) hv.faults.random({ op, rate: opts.rate, seed: opts.seed + op.length });

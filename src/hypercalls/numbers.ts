@@ -353,6 +353,18 @@ export const SHADOW_OP = {
   ENABLE_LOGDIRTY: 2,
   ENABLE_TRANSLATE: 3,
 } as const;
+/**
+ * xen_domctl_shadow_op.mode bits (XEN_DOMCTL_SHADOW_*): the ENABLE_* ones go with
+ * XEN_DOMCTL_SHADOW_OP_ENABLE; LOGDIRTY_FINAL is CLEAN's and PEEK's only mode bit (paging_domctl
+ * answers -EINVAL to any other), asking Xen to mark the frames it keeps mapped writable.
+ */
+export const XEN_DOMCTL_SHADOW = {
+  ENABLE_REFCOUNT: 1 << 1,
+  ENABLE_LOG_DIRTY: 1 << 2,
+  ENABLE_TRANSLATE: 1 << 3,
+  ENABLE_EXTERNAL: 1 << 4,
+  LOGDIRTY_FINAL: 1 << 0,
+} as const;
 /** Interface versions checked by Xen on every domctl and sysctl (-EACCES when they differ). */
 export const XEN_DOMCTL_INTERFACE_VERSION = 0x00000015;
 export const XEN_SYSCTL_INTERFACE_VERSION = 0x00000015;

@@ -2,8 +2,8 @@
 // struct xen_domctl, issues it through the retry runner and decodes what Xen wrote back.
 
 import type { HypercallBuffer } from '../buffers.js';
-import { HypercallError, ValidationError } from '../errors.js';
-import { XEN_DOMINF, SHADOW_OP } from '../hypercalls/numbers.js';
+import { HypercallError, ValidationError, type XencallError } from '../errors.js';
+import { XEN_DOMINF, SHADOW_OP, XEN_DOMCTL_SHADOW } from '../hypercalls/numbers.js';
 import { bytesToUuid } from '../hypercalls/schemas.js';
 import {
   xen_domctl_createdomain,
@@ -18,12 +18,14 @@ import {
   xen_domctl_settimeoffset,
   xen_domctl_vcpuaffinity,
   xen_domctl_vcpucontext,
+  xen_domctl,
 } from '../hypercalls/structs.js';
 import { XEN_VCPUAFFINITY } from '../hypercalls/values.js';
 import { decode, type Decoded } from '../layout.js';
 import type { Row } from '../hypercalls/row.js';
 import type { Program } from '../retry/runner.js';
 import { cpuIdCount, domctl, hiddenFault, syntheticError, typedOp, withBuffers, type OpCtx } from './helpers.js';
+import { describeFinish, finishPending, mayHaveLeftPending, withFinding } from './log-dirty.js';
 
 
 export interface DomainInfo {
@@ -241,18 +243,30 @@ export const DOMCTL_OPS = {
 
   shadow_op: {
     off: typedOp('domctl.shadow_op.off', function* (ctx, a: { domain: number }, row) {
-      yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op: SHADOW_OP.OFF });
+      try {
+        yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op: SHADOW_OP.OFF });
+      } catch (e) {
+        if (!mayHaveLeftPending(e)) throw e;
+        // Freeing the bitmap is preemptible too: a faulted re-entry leaves the OFF pending, the
+        // domain paused, and the runner's re-issue met -EBUSY. Finish it; OFF is then done.
+        const req = { domain: a.domain, op: SHADOW_OP.OFF, pages: 0n, mode: 0, bitmap: null };
+        const f = yield* withBuffers(ctx, [xen_domctl.size], ([s]) => finishPending(ctx, s!, req));
+        if (f.outcome === 'finished') return nothing();
+        if (!(e instanceof HypercallError)) throw withFinding(e as XencallError, describeFinish(SHADOW_OP.OFF, f));
+        // Nothing pending now; OFF is idempotent.
+        yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op: SHADOW_OP.OFF });
+      }
       return nothing();
     }),
     enable_logdirty: typedOp('domctl.shadow_op.enable_logdirty', function* (ctx, a: { domain: number }, row) {
       yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op: SHADOW_OP.ENABLE_LOGDIRTY });
       return nothing();
     }),
-    clean: typedOp('domctl.shadow_op.clean', function* (ctx, a: { domain: number; pages: bigint }, row) {
-      return yield* logDirtyRead(ctx, row, SHADOW_OP.CLEAN, a.domain, a.pages);
+    clean: typedOp('domctl.shadow_op.clean', function* (ctx, a: LogDirtyReadArgs, row) {
+      return yield* logDirtyRead(ctx, row, SHADOW_OP.CLEAN, a);
     }),
-    peek: typedOp('domctl.shadow_op.peek', function* (ctx, a: { domain: number; pages: bigint }, row) {
-      return yield* logDirtyRead(ctx, row, SHADOW_OP.PEEK, a.domain, a.pages);
+    peek: typedOp('domctl.shadow_op.peek', function* (ctx, a: LogDirtyReadArgs, row) {
+      return yield* logDirtyRead(ctx, row, SHADOW_OP.PEEK, a);
     }),
     get_allocation: typedOp('domctl.shadow_op.get_allocation', function* (ctx, a: { domain: number }, row) {
       const r = yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op: SHADOW_OP.GET_ALLOCATION });
@@ -265,18 +279,43 @@ export const DOMCTL_OPS = {
   },
 };
 
-function* logDirtyRead(ctx: OpCtx, row: Row, op: number, domain: number, pages: bigint) {
-  const bitmapBytes = Number((pages + 7n) / 8n);
-  const sizes = [Math.max(bitmapBytes, 1)];
-  return yield* withBuffers(ctx, sizes, function* ([bm]: HypercallBuffer[]) {
-    const r = yield* domctl(ctx, row, domain, xen_domctl_shadow_op, { op, dirty_bitmap: bm!.address, pages }, [bm!]);
-    const result: ShadowBitmapResult = {
+export interface LogDirtyReadArgs {
+  domain: number;
+  pages: bigint;
+  /** XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL: also mark the frames Xen keeps mapped writable (a save's last round). */
+  final: boolean;
+}
+
+/**
+ * CLEAN or PEEK. Neither leaves a continuation pending behind it: after an EFAULT (which may
+ * have come from a re-entry that left the op pending, the domain paused) hypercall 49 is asked
+ * to finish it. A CLEAN it finishes is complete, its bitmap the first slices' leaves plus the
+ * rest, so its result is returned; otherwise the CLEAN's refusal is thrown, saying what was
+ * found. A PEEK changes nothing, so once nothing is pending it is read again.
+ */
+function* logDirtyRead(ctx: OpCtx, row: Row, op: number, a: LogDirtyReadArgs): Program<ShadowBitmapResult> {
+  const bitmapBytes = Number((a.pages + 7n) / 8n);
+  const mode = a.final ? XEN_DOMCTL_SHADOW.LOGDIRTY_FINAL : 0;
+  return yield* withBuffers(ctx, [bitmapBytes, xen_domctl.size], function* ([bm, struct]: HypercallBuffer[]) {
+    const result = (out: { pages: bigint; stats: { fault_count: number; dirty_count: number } }): ShadowBitmapResult => ({
       bitmap: bm!.read(0, bitmapBytes),
-      pages: r.out.pages,
-      fault_count: r.out.stats.fault_count,
-      dirty_count: r.out.stats.dirty_count,
-    };
-    return result;
+      pages: out.pages,
+      fault_count: out.stats.fault_count,
+      dirty_count: out.stats.dirty_count,
+    });
+    for (let reads = 1; ; reads++) {
+      try {
+        const r = yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op, mode, dirty_bitmap: bm!.address, pages: a.pages }, [bm!]);
+        return result(r.out);
+      } catch (e) {
+        if (!mayHaveLeftPending(e)) throw e;
+        // The bitmap is left as the failed call wrote it: a CLEAN finished now continues it.
+        const f = yield* finishPending(ctx, struct!, { domain: a.domain, op, pages: a.pages, mode, bitmap: bm! });
+        if (f.outcome === 'finished' && op === SHADOW_OP.CLEAN) return result(f.out!);
+        if (op === SHADOW_OP.CLEAN || !(e instanceof HypercallError) || reads >= 2) throw withFinding(e as XencallError, describeFinish(op, f));
+        bm!.bytes.fill(0);
+      }
+    }
   });
 }
 

@@ -38,7 +38,6 @@ import {
   xen_domctl_max_mem,
   xen_domctl_max_vcpus,
   xen_domctl_settimeoffset,
-  xen_domctl_shadow_op,
   xen_domctl_vcpuaffinity,
   xen_domctl_vcpucontext,
   xen_feature_info,
@@ -58,10 +57,13 @@ import { HVMOP } from '../hypercalls/numbers.js';
 import { HVM_NR_PARAMS, HVM_PARAM, XEN_VCPUAFFINITY } from '../hypercalls/values.js';
 import type { Decoded } from '../layout.js';
 import type { MockHypervisor } from './hypervisor.js';
-import { LOG_DIRTY_CHUNK_BYTES, MAX_CONTROLLER_PAUSE_COUNT, MockDomain, checkHvmContext, vcpuContextFor } from './world.js';
+import { MAX_CONTROLLER_PAUSE_COUNT, MockDomain, checkHvmContext, vcpuContextFor } from './world.js';
+import { pagingDomctl, pagingDomctlCont } from './paging.js';
 
 const E = (name: string): bigint => -BigInt(errnoNumber(name));
 const OK = 0n;
+/** What a handler returns when it made a continuation: the caller never sees it (hypercall() goes on). */
+const RESTARTED = E('ERESTART');
 
 /** Reverse lookups of the number tables, built once per table (dispatch runs on every call). */
 const reverse = new WeakMap<object, Map<number, string>>();
@@ -75,13 +77,17 @@ function nameOf(table: Record<string, number>, value: number): string | undefine
   return m.get(value);
 }
 
-export function dispatch(hv: MockHypervisor, op: number, args: readonly bigint[]): bigint {
+/**
+ * Handles one hypercall entry. `continuation` marks a re-execution Xen asked for
+ * (hypercall_create_continuation): the caller made one call; the history shows each entry.
+ */
+export function dispatch(hv: MockHypervisor, op: number, args: readonly bigint[], continuation: boolean): bigint {
   const family = nameOf(HYPERCALL, op) ?? `hypercall_${op}`;
   let name: string = family;
   let result: bigint;
   const begin = (n: string) => {
     name = n;
-    hv.history.record({ kind: 'call', op, args, name: n });
+    hv.history.record(continuation ? { kind: 'call', op, args, name: n, continuation } : { kind: 'call', op, args, name: n });
   };
   switch (op) {
     case HYPERCALL.xen_version:
@@ -102,9 +108,13 @@ export function dispatch(hv: MockHypervisor, op: number, args: readonly bigint[]
     case HYPERCALL.hvm_op:
       result = hvmOp(hv, args, begin);
       break;
-    case HYPERCALL.arch_1:
-      result = pagingDomctlCont(hv, args, begin);
+    case HYPERCALL.arch_1: {
+      // __HYPERVISOR_paging_domctl_cont: what a preempted shadow_op continues as.
+      begin('arch_1');
+      const r = pagingDomctlCont(hv, 'arch_1', args[0]!);
+      result = r === 'restart' ? RESTARTED : r;
       break;
+    }
     default:
       begin(family);
       result = hv.unmodelled(family, `hypercall ${op} (${family})`);
@@ -292,13 +302,15 @@ function domctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigi
       break;
     }
     case DOMCTL.shadow_op: {
-      const r = shadowOp(hv, name, d!, v, uDomctl);
-      ret = r.ret;
-      if (r.copyback === 'shadow_op') {
-        const member = opBytes.subarray(P, P + xen_domctl_shadow_op.size);
-        if (!hv.copyToGuest(name, uDomctl + BigInt(P), member, 'arg0 u.shadow_op') && ret === OK) ret = E('EFAULT');
+      // arch_do_domctl (xen/arch/x86/domctl.c lines 215-221): -ERESTART becomes a continuation
+      // of __HYPERVISOR_paging_domctl_cont with no copy-back; anything else copies the struct back.
+      const r = pagingDomctl(hv, name, d!, v, false);
+      if (r === 'restart') {
+        hv.continueWith(HYPERCALL.arch_1, uDomctl);
+        return RESTARTED;
       }
-      copyback = r.copyback === 'struct';
+      ret = r;
+      copyback = true;
       break;
     }
     case DOMCTL.getpageframeinfo3: {
@@ -333,148 +345,6 @@ function domctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigi
 
   if (copyback && !hv.copyToGuest(name, uDomctl, opBytes, 'arg0 (struct xen_domctl)')) ret = E('EFAULT');
   return ret;
-}
-
-/**
- * xen/arch/x86/mm/paging.c paging_domctl and paging_log_dirty_op. CLEAN and PEEK run in slices
- * of `hv.logDirtyChunksPerSlice` chunks; between slices Xen continues through
- * __HYPERVISOR_paging_domctl_cont (49), whose entry re-reads the domctl from the guest. A fault
- * on that re-read returns -EFAULT with the op still pending and the domain paused: every fresh
- * shadow_op but GET_ALLOCATION then gets -EBUSY until hypercall 49 finishes it.
- */
-function shadowOp(hv: MockHypervisor, name: string, d: MockDomain, v: DataView, uDomctl: bigint): { ret: bigint; copyback: 'struct' | 'shadow_op' | 'none' } {
-  const P = DOMCTL_PAYLOAD_OFFSET;
-  const sc = decode(xen_domctl_shadow_op, v, P);
-  if (d.domid === 0) return { ret: E('EINVAL'), copyback: 'struct' }; // d == current->domain
-  if (d.pagingPreempt && sc.op !== SHADOW_OP.GET_ALLOCATION) return { ret: E('EBUSY'), copyback: 'struct' };
-  const ld = d.logDirty;
-  switch (sc.op) {
-    case SHADOW_OP.OFF:
-      if (ld.enabled) {
-        ld.enabled = false;
-        hv.effect(name, 'logdirty.disabled', { domid: d.domid });
-      }
-      return { ret: OK, copyback: 'struct' };
-    case SHADOW_OP.ENABLE_LOGDIRTY:
-      if (ld.enabled) return { ret: E('EINVAL'), copyback: 'struct' };
-      ld.enabled = true;
-      ld.bitmap = new Uint8Array(Math.ceil(d.totPages / 8));
-      ld.faultCount = 0;
-      ld.dirtyCount = 0;
-      hv.effect(name, 'logdirty.enabled', { domid: d.domid });
-      return { ret: OK, copyback: 'struct' };
-    case SHADOW_OP.GET_ALLOCATION:
-      v.setUint32(P + xen_domctl_shadow_op.fields.mb.offset, d.shadowMb, true);
-      return { ret: OK, copyback: 'struct' };
-    case SHADOW_OP.SET_ALLOCATION:
-      d.shadowMb = sc.mb;
-      hv.effect(name, 'paging.allocation', { domid: d.domid, mb: sc.mb });
-      return { ret: OK, copyback: 'struct' };
-    case SHADOW_OP.CLEAN:
-    case SHADOW_OP.PEEK: {
-      // paging_log_dirty_op does not check that log-dirty mode is on: without a bitmap every
-      // chunk reads as clean.
-      if (ld.bitmap.length === 0) ld.bitmap = new Uint8Array(Math.ceil(d.totPages / 8));
-      d.pagingPaused = true; // domain_pause(d), held across every slice
-      return logDirtySlices(hv, name, d, v, uDomctl, 0n, false);
-    }
-    default:
-      return { ret: hv.unmodelled(name, `shadow_op op ${sc.op}`), copyback: 'none' };
-  }
-}
-
-/** Runs log-dirty slices from `done` until completion, a fault, or a failed re-entry. */
-function logDirtySlices(
-  hv: MockHypervisor,
-  name: string,
-  d: MockDomain,
-  v: DataView,
-  uDomctl: bigint,
-  done: bigint,
-  resumed: boolean,
-): { ret: bigint; copyback: 'struct' | 'shadow_op' | 'none' } {
-  const P = DOMCTL_PAYLOAD_OFFSET;
-  const ld = d.logDirty;
-  let sc = decode(xen_domctl_shadow_op, v, P);
-  const clean = sc.op === SHADOW_OP.CLEAN;
-  let pages = done;
-  for (;;) {
-    // Stats go into the local copy before each slice's loop, as Xen does.
-    encode(xen_domctl_shadow_op, v, P, { stats: { fault_count: ld.faultCount, dirty_count: ld.dirtyCount } });
-    const peek = sc.dirty_bitmap !== 0n;
-    let chunks = 0;
-    while (pages < sc.pages && chunks < hv.logDirtyChunksPerSlice) {
-      let bytes = LOG_DIRTY_CHUNK_BYTES;
-      const left = Number((sc.pages - pages + 7n) >> 3n);
-      if (left < bytes) bytes = left;
-      const from = Number(pages >> 3n);
-      if (peek) {
-        // copy_to_guest_offset of a present leaf, clear_guest_offset of an absent one.
-        const chunk = new Uint8Array(bytes);
-        chunk.set(ld.bitmap.subarray(from, Math.min(from + bytes, ld.bitmap.length)));
-        if (!hv.copyToGuest(name, sc.dirty_bitmap + BigInt(from), chunk, `dirty_bitmap[${from}..${from + bytes})`)) {
-          // goto out: no counter reset, preempt state dropped, domain unpaused; every chunk
-          // copied so far was already cleared.
-          d.pagingPreempt = null;
-          d.pagingPaused = false;
-          return { ret: E('EFAULT'), copyback: resumed ? 'none' : 'struct' };
-        }
-      }
-      pages += BigInt(bytes) << 3n;
-      chunks++;
-      if (clean && from < ld.bitmap.length) {
-        const end = Math.min(from + bytes, ld.bitmap.length);
-        let cleared = 0;
-        for (let i = from; i < end; i++) if (ld.bitmap[i]) cleared++;
-        ld.bitmap.fill(0, from, end);
-        if (cleared) hv.effect(name, 'logdirty.chunk_cleared', { domid: d.domid, fromByte: from, toByte: end });
-      }
-    }
-    if (pages >= sc.pages) break;
-    // -ERESTART: hypercall_create_continuation(__HYPERVISOR_paging_domctl_cont, "h", u_domctl).
-    d.pagingPreempt = { op: sc.op, done: pages };
-    hv.effect(name, 'paging.preempted', { domid: d.domid, done: pages });
-    // The guest re-executes the hypercall: do_paging_domctl_cont copies the struct in again.
-    const again = hv.copyFromGuest(name, uDomctl, xen_domctl.size, 'arg0 (struct xen_domctl), continuation re-entry');
-    if (!again) return { ret: E('EFAULT'), copyback: 'none' }; // op stays pending, domain stays paused
-    new Uint8Array(v.buffer, v.byteOffset, v.byteLength).set(again);
-    const op = decode(xen_domctl, v);
-    if (op.interface_version !== XEN_DOMCTL_INTERFACE_VERSION || op.cmd !== DOMCTL.shadow_op) return { ret: E('EOPNOTSUPP'), copyback: 'none' };
-    sc = decode(xen_domctl_shadow_op, v, P);
-    if (sc.op !== d.pagingPreempt.op) return { ret: E('EBUSY'), copyback: 'none' };
-    resumed = true;
-  }
-  d.pagingPreempt = null;
-  d.pagingPaused = false;
-  if (clean) {
-    ld.faultCount = 0;
-    ld.dirtyCount = 0;
-  }
-  // A call that went through a continuation ends in do_paging_domctl_cont, which copies back
-  // only the shadow_op member; a single-slice call ends in arch_do_domctl's whole-struct copy.
-  return { ret: OK, copyback: resumed ? 'shadow_op' : 'struct' };
-}
-
-/** __HYPERVISOR_paging_domctl_cont (arch_1): finishes a preempted log-dirty op. */
-function pagingDomctlCont(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigint {
-  const uDomctl = args[0]!;
-  const name = 'arch_1';
-  begin(name);
-  const opBytes = hv.copyFromGuest(name, uDomctl, xen_domctl.size, 'arg0 (struct xen_domctl)');
-  if (!opBytes) return E('EFAULT');
-  const v = dv(opBytes);
-  const op = decode(xen_domctl, v);
-  if (op.interface_version !== XEN_DOMCTL_INTERFACE_VERSION || op.cmd !== DOMCTL.shadow_op) return E('EOPNOTSUPP');
-  const d = hv.domain(op.domain);
-  if (!d) return E('ESRCH');
-  const sc = decode(xen_domctl_shadow_op, v, DOMCTL_PAYLOAD_OFFSET);
-  if (!d.pagingPreempt || d.pagingPreempt.op !== sc.op) return E('EBUSY');
-  const r = logDirtySlices(hv, name, d, v, uDomctl, d.pagingPreempt.done, true);
-  if (r.ret === OK) {
-    const member = opBytes.subarray(DOMCTL_PAYLOAD_OFFSET, DOMCTL_PAYLOAD_OFFSET + xen_domctl_shadow_op.size);
-    if (!hv.copyToGuest(name, uDomctl + BigInt(DOMCTL_PAYLOAD_OFFSET), member, 'arg0 u.shadow_op')) return E('EFAULT');
-  }
-  return r.ret;
 }
 
 /** common/domctl.c getdomaininfo(), field by field. */

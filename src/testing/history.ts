@@ -4,7 +4,15 @@
 import type { CopyDirection } from './faults.js';
 
 export type HistoryEvent =
-  | { readonly kind: 'call'; readonly seq: number; readonly op: number; readonly args: readonly bigint[]; readonly name: string }
+  | {
+      readonly kind: 'call';
+      readonly seq: number;
+      readonly op: number;
+      readonly args: readonly bigint[];
+      readonly name: string;
+      /** A re-execution Xen made of an earlier entry (hypercall_create_continuation), not a new call. */
+      readonly continuation?: true;
+    }
   | {
       readonly kind: 'copy';
       readonly seq: number;

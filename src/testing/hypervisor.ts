@@ -9,6 +9,7 @@ import { CallHistory } from './history.js';
 import { FaultPlan, type CopyDirection } from './faults.js';
 import { MockConsole, MockDomain, MockHost, type DomainSpec } from './world.js';
 import { dispatch } from './handlers.js';
+import { DEFAULT_PREEMPT, preemptChecker, type PreemptPolicy, type PreemptSite } from './log-dirty.js';
 
 export interface MockHypervisorOptions {
   /** Throw a test-facing XEN_ERR_MOCK_STRICT error, naming the argument or op, where Xen would return EFAULT for a wild pointer or ENOSYS for an op the mock does not model. Default false. */
@@ -30,10 +31,13 @@ export interface MockHypervisorOptions {
   /** Text in the console ring at start. Default: a short Xen boot banner. */
   consoleText?: string;
   /**
-   * Log-dirty CLEAN/PEEK chunks (4 KiB of bitmap each) per hypercall slice before Xen preempts
-   * and continues through __HYPERVISOR_paging_domctl_cont. Default Infinity (never preempts).
+   * What hypercall_preempt_check() answers where Xen's paging ops call it (after each node of
+   * 512 log-dirty leaves, including the last, and after each l4 entry; the same for OFF's
+   * freeing): 'never', 'always', a seeded `{ rate, seed }`, or a function of the site. A yes
+   * makes the op continue through __HYPERVISOR_paging_domctl_cont (49), re-reading the struct.
+   * Default: a seeded 20% (DEFAULT_PREEMPT), so continuations happen, the same way every run.
    */
-  logDirtyChunksPerSlice?: number;
+  preempt?: PreemptPolicy;
 }
 
 const MOCK_BUFFER_BASE = 0x7f3a_0000_0000n;
@@ -58,7 +62,8 @@ export class MockHypervisor {
   readonly nrCpus: number;
   readonly totalPages: number;
   readonly maxRamPage: bigint;
-  readonly logDirtyChunksPerSlice: number;
+  /** hypercall_preempt_check() at a paging op's preemption point (options.preempt). */
+  readonly preemptCheck: (site: PreemptSite) => boolean;
   /** createdomain's domid rover (common/domctl.c). */
   rover = 0;
   /** Hypercalls handled. */
@@ -82,8 +87,11 @@ export class MockHypervisor {
     this.nrCpus = options.nrCpus ?? 4;
     this.totalPages = options.totalPages ?? 1 << 20;
     this.maxRamPage = options.maxRamPage ?? 0x1_2345_6789n;
-    this.logDirtyChunksPerSlice = options.logDirtyChunksPerSlice ?? Infinity;
-    if (!(this.logDirtyChunksPerSlice >= 1)) throw new RangeError('logDirtyChunksPerSlice must be >= 1');
+    if ('logDirtyChunksPerSlice' in options) {
+      // It preempted between leaves, where Xen never does; the option is gone rather than kept wrong.
+      throw new RangeError("logDirtyChunksPerSlice is gone: Xen preempts log-dirty ops only after each node of 512 leaves; use preempt: 'always' | 'never' | { rate, seed }");
+    }
+    this.preemptCheck = preemptChecker(options.preempt ?? DEFAULT_PREEMPT);
     this.console = new MockConsole(options.consoleSize);
     this.host = new MockHost(this.nrCpus);
     this.console.write(options.consoleText ?? `(XEN) Xen version ${this.version.major}.${this.version.minor}${this.version.extraversion} (mock)\n(XEN) Std. Loglevel: All\n`);
@@ -232,10 +240,26 @@ export class MockHypervisor {
     return -BigInt(errnoNumber('ENOSYS'));
   }
 
-  /** @internal Handles one hypercall. */
+  private continuation: { op: number; args: readonly bigint[] } | null = null;
+
+  /**
+   * @internal hypercall_create_continuation: when the current handler returns, the caller's vcpu
+   * re-executes hypercall `op` with these arguments before the call returns to the kernel.
+   */
+  continueWith(op: number, ...args: bigint[]): void {
+    this.continuation = { op, args: [...args, 0n, 0n, 0n, 0n, 0n].slice(0, 5) };
+  }
+
+  /** @internal Handles one hypercall, and the continuations Xen makes of it. */
   hypercall(op: number, args: readonly bigint[]): bigint {
     this.calls++;
-    return dispatch(this, op, args);
+    let result = dispatch(this, op, args, false);
+    while (this.continuation) {
+      const next = this.continuation;
+      this.continuation = null;
+      result = dispatch(this, next.op, next.args, true);
+    }
+    return result;
   }
 }
 

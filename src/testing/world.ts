@@ -7,12 +7,12 @@ import { XEN_DOMCTL_PFINFO } from '../hypercalls/numbers.js';
 import { HVM_FILE, HVM_NR_PARAMS, XEN_SCHEDULER } from '../hypercalls/values.js';
 import { cpu_user_regs, vcpu_guest_context } from '../hypercalls/structs.js';
 import { encode, type Decoded } from '../layout.js';
+import { MockLogDirty, type PagingPreempt } from './log-dirty.js';
+
+export { LOG_DIRTY_CHUNK_BYTES } from './log-dirty.js';
 
 /** Xen refuses a controller pause count above this (domain.c, -EOVERFLOW). */
 export const MAX_CONTROLLER_PAUSE_COUNT = 255;
-/** One log-dirty leaf: PAGE_SIZE bytes of bitmap = 32768 pages (paging_log_dirty_op's chunk). */
-export const LOG_DIRTY_CHUNK_BYTES = 4096;
-
 /** cpumask_all: a new vcpu's hard and soft affinity (Xen reports it clipped to nr_cpu_ids). */
 export const ALL_CPUS = -1n;
 
@@ -81,9 +81,10 @@ export class MockDomain {
   cpupool = 0;
   /** Paging pool size for shadow_op GET/SET_ALLOCATION, in MiB. */
   shadowMb = 0;
-  readonly logDirty = { enabled: false, bitmap: new Uint8Array(0), faultCount: 0, dirtyCount: 0 };
-  /** A preempted CLEAN/PEEK waiting for __HYPERVISOR_paging_domctl_cont (d->arch.paging.preempt). */
-  pagingPreempt: { op: number; done: bigint } | null = null;
+  /** Log-dirty mode, its bitmap and counters, and the p2m types it arms (log-dirty.ts). */
+  readonly logDirty = new MockLogDirty();
+  /** A preempted CLEAN/PEEK/OFF waiting for __HYPERVISOR_paging_domctl_cont (d->arch.paging.preempt). */
+  pagingPreempt: PagingPreempt | null = null;
   /** Paused by Xen itself for a log-dirty op in progress (domain_pause, not the controller's count). */
   pagingPaused = false;
   readonly evtchns = new Map<number, MockEvtchn>();
@@ -145,17 +146,17 @@ export class MockDomain {
     return XEN_DOMCTL_PFINFO.NOTAB;
   }
 
-  /** A guest write: marks the page dirty when log-dirty mode is on, and changes its bytes. */
+  /**
+   * The guest's own write: changes the page's bytes and, as Xen's p2m does, is logged only if
+   * log-dirty tracking has the page read-only (the first write after ENABLE or a completed
+   * CLEAN; see MockLogDirty.guestWrite). dom0's writes through a foreign mapping do not come
+   * through here and are never logged.
+   */
   writePage(gfn: number, fill?: (page: Uint8Array) => void): void {
     if (gfn < 0 || gfn >= this.totPages) throw new RangeError(`gfn ${gfn} is outside domain ${this.domid}'s ${this.totPages} pages`);
+    // The write faults first (and is logged); the retried write then lands.
+    this.logDirty.guestWrite(gfn);
     if (this.memory && fill) fill(this.page(gfn));
-    if (this.logDirty.enabled) {
-      const byte = gfn >> 3;
-      const bit = 1 << (gfn & 7);
-      if (!(this.logDirty.bitmap[byte]! & bit)) this.logDirty.dirtyCount++;
-      this.logDirty.bitmap[byte]! |= bit;
-      this.logDirty.faultCount++;
-    }
   }
 
   /** A page's contents (a view into the guest's memory). */
@@ -298,7 +299,9 @@ export function vcpuContextFor(domid: number, vcpu: number): Uint8Array {
 /**
  * A running guest, for save/restore scenarios: each step writes a few random pages (a fresh
  * stamp in each, so every write changes the page), through writePage so log-dirty mode sees
- * them. A paused domain does not run, so steps while it is paused write nothing.
+ * them. A paused domain does not run, so steps while it is paused write nothing. With
+ * `hotPages` it writes only those, over and over: once tracking made a page writable, its later
+ * writes are not logged until a completed CLEAN re-arms it, which is what a save loop must survive.
  */
 export class MockGuestWorkload {
   private readonly rand: () => number;
@@ -309,14 +312,16 @@ export class MockGuestWorkload {
   constructor(
     private readonly dom: MockDomain,
     seed: number,
+    private readonly hotPages?: readonly number[],
   ) {
     this.rand = xorshift32(seed);
+    if (hotPages && hotPages.length === 0) throw new RangeError('hotPages must name at least one page');
   }
 
   step(pages: number): void {
     if (this.dom.paused) return;
     for (let i = 0; i < pages; i++) {
-      const gfn = Math.floor(this.rand() * this.dom.totPages);
+      const gfn = this.hotPages ? this.hotPages[Math.floor(this.rand() * this.hotPages.length)]! : Math.floor(this.rand() * this.dom.totPages);
       const v = this.stamp++;
       this.dom.writePage(gfn, (p) => new DataView(p.buffer, p.byteOffset, p.length).setFloat64(0, v));
       this.writes++;

@@ -52,6 +52,9 @@ const FINISH_CONTINUATION =
 
 const domctl = subopRows('domctl', DOMCTL);
 
+/** CLEAN and PEEK: the pages to report on, and whether this is a save's final round (LOGDIRTY_FINAL). */
+const logDirtyReadArgs = z.object({ domain: domid, pages: u64, final: z.boolean().default(false) }).strict();
+
 /** The common shape: the struct is only copied in, the effect follows, nothing is copied back. */
 const entryOnly = (op: keyof typeof DOMCTL, effect: string, source: readonly Citation[], extra = '') =>
   domctl(op, {
@@ -263,7 +266,7 @@ export const DOMCTL_ROWS = [
     recovery:
       `Zero the bitmap before each CLEAN. After EFAULT keep what the failed CLEAN wrote, issue a second CLEAN into a fresh zeroed bitmap and OR the two (or treat every page of the range as dirty for this round); the second CLEAN re-arms tracking. ${FINISH_CONTINUATION} Stats of the failed round are lost.`,
     verified: true,
-    args: z.object({ domain: domid, pages: u64 }).strict(),
+    args: logDirtyReadArgs,
   }),
   defineRow({
     name: 'domctl.shadow_op.peek',
@@ -278,7 +281,7 @@ export const DOMCTL_ROWS = [
     source: [ARCH_DO_DOMCTL, LOG_DIRTY_OP, PAGING_CONT],
     recovery: `${FINISH_CONTINUATION} That lets the pending PEEK finish and unpause the domain; then re-issue.`,
     verified: true,
-    args: z.object({ domain: domid, pages: u64 }).strict(),
+    args: logDirtyReadArgs,
   }),
   defineRow({
     name: 'domctl.shadow_op.get_allocation',
