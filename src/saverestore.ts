@@ -125,6 +125,7 @@ export async function liveMigrate(xc: Xencall, options: LiveMigrationOptions): P
     for (let round = 1; ; round++) {
       throwIfAborted(o.signal, round);
       await o.onTick?.();
+      throwIfAborted(o.signal, round);
       let final = round > o.maxRounds || report.rounds.at(-1)!.dirty < o.dirtyThreshold;
       if (final) {
         await xc.domctl.pausedomain({ domain: o.domain }, { signal: o.signal });
