@@ -196,6 +196,20 @@ describe('log-dirty as Xen 4.17 tracks it', () => {
     xc.close();
   });
 
+  it('a domain with a CLEAN pending cannot be torn down, and once dying its paging ops are ignored, so the CLEAN must be finished first', async () => {
+    const { hv, xc } = await mockHandle({ preempt: 'always' }, noRetry);
+    const d = await trackedGuest(hv, xc, [5]);
+    hv.faults.inject({ op: 'arch_1', direction: 'in', nth: 1 });
+    assert.equal((await raw(xc, 3, SHADOW_OP.CLEAN, { pages: PAGES })).errno, 'EFAULT');
+    await assert.rejects(xc.domctl.destroydomain({ domain: 3 }), (e: unknown) => e instanceof HypercallError && e.errnoName === 'EBUSY');
+    assert.equal(d.dying, true);
+    assert.equal((await raw(xc, 3, SHADOW_OP.CLEAN, { pages: PAGES, via: 'cont' })).errno, null, 'hypercall 49 returns 0 on a dying domain...');
+    assert.equal(d.pagingPreempt?.op, SHADOW_OP.CLEAN, '...without finishing anything');
+    await assert.rejects(xc.domctl.destroydomain({ domain: 3 }), (e: unknown) => e instanceof HypercallError && e.errnoName === 'EBUSY');
+    assert.ok(hv.domain(3), 'stuck dying');
+    xc.close();
+  });
+
   it('OFF frees the bitmap preemptibly too: a faulted re-entry leaves it pending with the domain paused, and the typed call finishes it', async () => {
     for (const typed of [false, true]) {
       const { hv, xc } = await mockHandle({ preempt: 'always' }, typed ? {} : noRetry);

@@ -176,8 +176,8 @@ describe('every table row', () => {
   it('cites Xen source by file and function', () => {
     const bad = problems((r) => {
       if (r.source.length === 0) return 'no citation';
-      const c = r.source.find((s) => !/^(xen|tools)\/\S+\.[ch]$/.test(s.file) || s.function.trim() === '');
-      return c ? `citation ${JSON.stringify(c)} lacks a source file or a function` : undefined;
+      const c = r.source.find((s) => !/^(xen|tools)\/\S+\.[ch]$/.test(s.file) || s.function.trim() === '' || (s.lines !== undefined && !/^\d+(-\d+)?(, \d+(-\d+)?)*$/.test(s.lines)));
+      return c ? `citation ${JSON.stringify(c)} lacks a source file or a function, or its lines are not like "407-597, 612"` : undefined;
     });
     assert.deepEqual(bad, []);
   });

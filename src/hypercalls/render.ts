@@ -35,7 +35,7 @@ export function rowForOutput(r: Row): TableRowOutput {
     faults: r.faults,
     long_running: r.longRunning,
     reason: r.reason,
-    source: r.source.map((c) => `${XEN_SOURCE.repository}@${XEN_SOURCE.tag}:${c.file} ${c.function}`),
+    source: r.source.map((c) => `${XEN_SOURCE.repository}@${XEN_SOURCE.tag}:${c.file} ${c.function}${c.lines ? ` (lines ${c.lines})` : ''}`),
     recovery: r.recovery ?? null,
     verified: r.verified,
     struct: r.layout?.ctype ?? null,

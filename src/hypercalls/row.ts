@@ -24,10 +24,11 @@ export type Verdict = 'safe' | 'unsafe' | 'conditional';
  */
 export type FaultClass = 'copies' | 'no-pointer' | 'short-count';
 
-/** A place in Xen's source: path from the repository root, and the function. */
+/** A place in Xen's source: path from the repository root, the function, and where it matters the lines ("407-597", "521-527, 532-538") at XEN_SOURCE.tag. */
 export interface Citation {
   readonly file: string;
   readonly function: string;
+  readonly lines?: string;
 }
 
 /** Where the citations were read: repository and tag. */

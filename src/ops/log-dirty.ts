@@ -1,7 +1,7 @@
 // Log-dirty shadow_op calls (CLEAN, PEEK, OFF) and the continuation Xen can leave pending.
 //
 // Xen 4.17 runs CLEAN, PEEK and OFF preemptibly (xen/arch/x86/mm/paging.c, RELEASE-4.17.7):
-// when hypercall_preempt_check() says so it pauses nothing new, records the op in
+// when hypercall_preempt_check() says so, it keeps the domain paused, records the op in
 // d->arch.paging.preempt and makes the caller re-execute __HYPERVISOR_paging_domctl_cont (49)
 // with the same struct (paging_log_dirty_op lines 521-538, arch_do_domctl lines 215-219). That
 // re-entry copies the struct in again (do_paging_domctl_cont line 767); if the copy faults, the

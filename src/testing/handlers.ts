@@ -264,6 +264,14 @@ function domctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigi
     case DOMCTL.destroydomain: {
       if (d!.domid === 0) return E('EINVAL'); // d == current->domain
       d!.dying = true;
+      // domain_kill -> domain_relinquish_resources -> paging_teardown: a pending CLEAN/PEEK makes
+      // paging_free_log_dirty_bitmap answer -EBUSY (xen/arch/x86/mm/paging.c lines 134-139), on
+      // every try, and a dying domain's paging ops are ignored (paging_domctl lines 696-701), so
+      // hypercall 49 can no longer finish it: the domain stays dying.
+      if (d!.pagingPreempt && d!.pagingPreempt.op !== SHADOW_OP.OFF) {
+        hv.effect(name, 'domain.teardown_blocked', { domid: d!.domid });
+        return E('EBUSY');
+      }
       hv.domains.delete(d!.domid);
       hv.effect(name, 'domain.destroyed', { domid: d!.domid });
       break;

@@ -147,11 +147,11 @@ function preempted(hv: MockHypervisor, name: string, d: MockDomain, state: NonNu
 }
 
 /**
- * paging_log_dirty_op (lines 407-597): the bitmap goes out leaf by leaf, each leaf copied
+ * paging_log_dirty_op (lines 407-596): the bitmap goes out leaf by leaf, each leaf copied
  * (copy_to_guest_offset; clear_guest_offset for an absent one) and then, for CLEAN, cleared
  * (clear_page); hypercall_preempt_check() after each l3 entry while i3 < 511 (so also after the
  * last, lines 521-527) and after each l4 entry (lines 532-538). A copy fault is `goto out`
- * (lines 580-596): the leaves before it stay copied-and-cleared, the preempt state is dropped,
+ * (lines 581-595): the leaves before it stay copied-and-cleared, the preempt state is dropped,
  * the domain unpaused, and tracking is NOT re-armed. Only a completed CLEAN zeroes the counters
  * and calls ops->clean (hap_clean_dirty_bitmap: every p2m_ram_rw page back to p2m_ram_logdirty).
  */

@@ -26,9 +26,13 @@ import { XEN_DOMCTL_MONITOR_OP, XEN_DOMCTL_VMTRACE, XEN_VM_EVENT } from './const
 
 const DO_DOMCTL: Citation = { file: 'xen/common/domctl.c', function: 'do_domctl' };
 const ARCH_DO_DOMCTL: Citation = { file: 'xen/arch/x86/domctl.c', function: 'arch_do_domctl' };
-const PAGING_DOMCTL: Citation = { file: 'xen/arch/x86/mm/paging.c', function: 'paging_domctl' };
-const LOG_DIRTY_OP: Citation = { file: 'xen/arch/x86/mm/paging.c', function: 'paging_log_dirty_op' };
-const PAGING_CONT: Citation = { file: 'xen/arch/x86/mm/paging.c', function: 'do_paging_domctl_cont' };
+const PAGING_DOMCTL: Citation = { file: 'xen/arch/x86/mm/paging.c', function: 'paging_domctl', lines: '684-758' };
+const LOG_DIRTY_OP: Citation = { file: 'xen/arch/x86/mm/paging.c', function: 'paging_log_dirty_op', lines: '407-596' };
+const PAGING_CONT: Citation = { file: 'xen/arch/x86/mm/paging.c', function: 'do_paging_domctl_cont', lines: '760-800' };
+/** ERESTART from paging_domctl becomes a continuation of hypercall 49, with no copy-back. */
+const ARCH_SHADOW_OP: Citation = { file: 'xen/arch/x86/domctl.c', function: 'arch_do_domctl', lines: '215-221, 1405-1406' };
+const HAP_CLEAN: Citation = { file: 'xen/arch/x86/mm/hap/hap.c', function: 'hap_clean_dirty_bitmap', lines: '230-238' };
+const HAP_FAULT: Citation = { file: 'xen/arch/x86/hvm/hvm.c', function: 'hvm_hap_nested_page_fault', lines: '1949-1970' };
 const SHADOW_DOMCTL: Citation = { file: 'xen/arch/x86/mm/shadow/common.c', function: 'shadow_domctl' };
 const HAP_DOMCTL: Citation = { file: 'xen/arch/x86/mm/hap/hap.c', function: 'hap_domctl' };
 const PCI_DOMCTL: Citation = { file: 'xen/drivers/passthrough/pci.c', function: 'iommu_do_pci_domctl' };
@@ -44,11 +48,16 @@ const cpuList = z.array(z.number().int().min(0).max(4095)).max(4096);
 
 const shadowMode = (mode: keyof typeof SHADOW_OP) => ({ field: 'op', value: SHADOW_OP[mode] }) as const;
 
-/** What a stuck log-dirty continuation looks like, and the way out (shared by OFF, CLEAN, PEEK). */
+/**
+ * What a stuck log-dirty continuation looks like (shared by OFF, CLEAN, PEEK). Xen checks for
+ * preemption after every 512-leaf node while i3 < 511, so also after the last one, and after
+ * every l4 entry: even a small guest's op can continue through hypercall 49.
+ */
 const STUCK_CONTINUATION =
-  'If the EFAULT came from the entry copy of a later slice (do_paging_domctl_cont), the op stays pending with the domain paused, and every fresh shadow_op except GET_ALLOCATION returns -EBUSY.';
+  'Xen may preempt it at any node of the bitmap, the last included (paging_log_dirty_op lines 521-538; paging_free_log_dirty_bitmap lines 168-189 for OFF) and continue it through hypercall 49, whose entry copies the struct in again (do_paging_domctl_cont line 767). If that copy faults the caller gets -EFAULT while the op stays pending and the domain paused (domain_pause at line 427 or 245, undone only at the end), and every new shadow_op except GET_ALLOCATION returns -EBUSY (paging_domctl lines 710-722), so a plain re-issue meets -EBUSY.';
 const FINISH_CONTINUATION =
-  'If the re-issue returns -EBUSY, issue hypercall 49 (arch_1, paging_domctl_cont) with the same pristine domctl struct until it completes; always do so before destroying the domain, whose teardown otherwise fails with -EBUSY.';
+  'After any EFAULT, issue hypercall 49 (arch_1, paging_domctl_cont) with a pristine struct for the same op until it returns 0 (it finished the pending op) or -EBUSY (nothing of that op is pending; it had no effect). Do so before destroying the domain: with a CLEAN or PEEK pending its teardown fails with -EBUSY (paging_free_log_dirty_bitmap lines 134-139), and once it is dying paging ops are ignored (paging_domctl lines 696-701), so the op can never be finished. The typed calls do this themselves.';
+const FREE_BITMAP: Citation = { file: 'xen/arch/x86/mm/paging.c', function: 'paging_free_log_dirty_bitmap', lines: '114-214' };
 
 const domctl = subopRows('domctl', DOMCTL);
 
@@ -200,9 +209,9 @@ export const DOMCTL_ROWS = [
     verdict: 'safe',
     faults: 'copies',
     longRunning: true,
-    reason: `arch_do_domctl copies the struct back after paging_domctl() switched log-dirty mode off, so an EFAULT can follow the switch-off; switching off again is a no-op that returns 0. ${STUCK_CONTINUATION}`,
-    source: [ARCH_DO_DOMCTL, PAGING_DOMCTL, { file: 'xen/arch/x86/mm/paging.c', function: 'paging_log_dirty_disable' }, PAGING_CONT],
-    recovery: FINISH_CONTINUATION,
+    reason: `paging_log_dirty_disable switches log-dirty mode off and frees the bitmap (lines 239-261) before arch_do_domctl copies the struct back, so an EFAULT can follow the switch-off; switching off again is a no-op that returns 0. ${STUCK_CONTINUATION}`,
+    source: [ARCH_SHADOW_OP, PAGING_DOMCTL, { file: 'xen/arch/x86/mm/paging.c', function: 'paging_log_dirty_disable', lines: '239-261' }, FREE_BITMAP, PAGING_CONT],
+    recovery: `${FINISH_CONTINUATION} A hypercall 49 that returns 0 completed the OFF.`,
     verified: true,
     args: byDomain,
   }),
@@ -231,8 +240,8 @@ export const DOMCTL_ROWS = [
     faults: 'copies',
     longRunning: false,
     reason:
-      'Log-dirty mode is enabled before the copy-back of the domctl; an EFAULT there leaves it on, and a re-issue fails with -EINVAL (already enabled) instead of reporting success. -EINVAL also comes from a domain with passthrough devices, so the retry alone is ambiguous.',
-    source: [ARCH_DO_DOMCTL, PAGING_DOMCTL, { file: 'xen/arch/x86/mm/paging.c', function: 'paging_log_dirty_enable' }],
+      'Log-dirty mode is enabled, and every page made read-only (p2m_ram_logdirty), before the copy-back of the domctl; an EFAULT there leaves it on, and a re-issue fails with -EINVAL (already enabled) instead of reporting success. -EINVAL also comes from a domain with passthrough devices, so the retry alone is ambiguous. Enabling resets neither the bitmap nor the counters.',
+    source: [ARCH_SHADOW_OP, PAGING_DOMCTL, { file: 'xen/arch/x86/mm/paging.c', function: 'paging_log_dirty_enable', lines: '216-237' }, { file: 'xen/arch/x86/mm/hap/hap.c', function: 'hap_enable_log_dirty', lines: '182-211' }],
     recovery:
       'Issue shadow_op OFF (harmless whether log-dirty is on or not) and enable again; or, for a domain without passthrough devices, read -EINVAL on a retry as "already on".',
     verified: true,
@@ -261,10 +270,10 @@ export const DOMCTL_ROWS = [
     faults: 'copies',
     longRunning: true,
     reason:
-      `paging_log_dirty_op copies the bitmap out one 4 KiB chunk at a time and clears each chunk right after copying it; an EFAULT on chunk k leaves chunks before k cleared (and the write protection not re-armed), and the final copy-back can fault after all were cleared and the counters zeroed. A re-issue returns those dirty bits as clean: pages are lost. ${STUCK_CONTINUATION}`,
-    source: [ARCH_DO_DOMCTL, PAGING_DOMCTL, LOG_DIRTY_OP, PAGING_CONT],
+      `Tracking works by making pages read-only: a guest's first write to one faults, is logged and makes the page writable, so its later writes go unseen until tracking is re-armed (hvm_hap_nested_page_fault lines 1949-1970). paging_log_dirty_op copies the bitmap out one 4 KiB leaf at a time and clears each leaf right after copying it (lines 489-517); only when every leaf is done does it zero the counters and re-arm every page (ops->clean = hap_clean_dirty_bitmap, lines 545-578). An EFAULT on leaf k is goto out (lines 581-595): the leaves before k were copied and cleared, leaf k may be part-written and is not cleared, the domain is unpaused, and the re-arm is skipped; an EFAULT on the final copy-back comes after everything. A re-issue returns the cleared bits as clean: pages are lost. ${STUCK_CONTINUATION}`,
+    source: [ARCH_SHADOW_OP, PAGING_DOMCTL, LOG_DIRTY_OP, HAP_CLEAN, HAP_FAULT, PAGING_CONT],
     recovery:
-      `Zero the bitmap before each CLEAN. After EFAULT keep what the failed CLEAN wrote, issue a second CLEAN into a fresh zeroed bitmap and OR the two (or treat every page of the range as dirty for this round); the second CLEAN re-arms tracking. ${FINISH_CONTINUATION} Stats of the failed round are lost.`,
+      `Zero the bitmap before each CLEAN and keep whatever a failed one wrote. ${FINISH_CONTINUATION} If that finishes the CLEAN, the bitmap holds all of it (the first slices' leaves plus the rest) and tracking is re-armed. Otherwise CLEAN again into a fresh zeroed bitmap and OR the two; only a CLEAN that completes re-arms. To resend every page instead, first complete a CLEAN with a null bitmap (it clears and re-arms without copying), or pages left writable take writes unseen after the copy. Stats of a failed round are lost.`,
     verified: true,
     args: logDirtyReadArgs,
   }),
@@ -277,8 +286,8 @@ export const DOMCTL_ROWS = [
     verdict: 'safe',
     faults: 'copies',
     longRunning: true,
-    reason: `PEEK copies the bitmap and stats out without clearing anything, so an EFAULT leaves the log-dirty state unchanged. ${STUCK_CONTINUATION}`,
-    source: [ARCH_DO_DOMCTL, LOG_DIRTY_OP, PAGING_CONT],
+    reason: `PEEK copies the bitmap and stats out without clearing anything and never re-arms tracking (paging_log_dirty_op lines 489-517, 572-577), so an EFAULT leaves the log-dirty state unchanged. ${STUCK_CONTINUATION}`,
+    source: [ARCH_SHADOW_OP, PAGING_DOMCTL, LOG_DIRTY_OP, PAGING_CONT],
     recovery: `${FINISH_CONTINUATION} That lets the pending PEEK finish and unpause the domain; then re-issue.`,
     verified: true,
     args: logDirtyReadArgs,
@@ -292,8 +301,8 @@ export const DOMCTL_ROWS = [
     verdict: 'safe',
     faults: 'copies',
     longRunning: false,
-    reason: 'Read-only: the allocation is written to mb and copied back; nothing changes. It is also allowed while another paging op is pending.',
-    source: [ARCH_DO_DOMCTL, PAGING_DOMCTL],
+    reason: 'Read-only: the allocation is written to mb and copied back; nothing changes. It is the one shadow_op let through while a log-dirty op is pending (paging_domctl lines 713-714).',
+    source: [ARCH_SHADOW_OP, PAGING_DOMCTL, { file: 'xen/arch/x86/mm/hap/hap.c', function: 'hap_domctl', lines: '685-689' }],
     verified: true,
     args: byDomain,
   }),

@@ -239,10 +239,15 @@ export const NO_SUBOP_ROWS = [
     faults: 'copies',
     longRunning: true,
     reason:
-      'paging_domctl_cont on x86: the continuation target of the log-dirty shadow_op modes, taking a xen_domctl. Its entry copy can fault with the op left pending and the domain paused, and it copies only u.shadow_op back at the end; it behaves as the shadow_op mode it resumes.',
-    source: [{ file: 'xen/arch/x86/mm/paging.c', function: 'do_paging_domctl_cont' }],
+      'paging_domctl_cont on x86: the continuation of a preempted log-dirty shadow_op (CLEAN, PEEK, OFF), taking the same xen_domctl. It copies the whole struct in (an EFAULT there leaves the op pending and the domain paused), resumes the op where d->arch.paging.preempt says (paging_domctl with resuming set: -EBUSY unless that very op is pending), and copies back only u.shadow_op, on every outcome but another continuation. A resumed CLEAN or PEEK can fault on a leaf copy like the first call (goto out: the op dropped, the domain unpaused, a CLEAN not re-armed), and the copy-back can fault after the op completed: the EFAULT alone does not say which. With nothing pending it answers -EBUSY and has no effect.',
+    source: [
+      { file: 'xen/arch/x86/mm/paging.c', function: 'do_paging_domctl_cont', lines: '760-800' },
+      { file: 'xen/arch/x86/mm/paging.c', function: 'paging_domctl', lines: '710-722' },
+      { file: 'xen/arch/x86/mm/paging.c', function: 'paging_log_dirty_op', lines: '442-449, 581-595' },
+      { file: 'xen/include/hypercall-defs.c', function: 'paging_domctl_cont', lines: '193, 289' },
+    ],
     recovery:
-      'A toolstack issues it only as the documented recovery of a stuck domctl.shadow_op (OFF, CLEAN, PEEK returning -EBUSY), with the same domctl struct, until it completes.',
+      'Issue it again with a pristine struct for the same op until it returns 0 (the op finished) or -EBUSY (nothing pending any more). After an EFAULT followed by -EBUSY, treat a CLEAN as not re-armed: CLEAN again.',
   }),
   absent('arch_2', 'Not in the 4.17 x86 table'),
   absent('arch_3', 'Not in the 4.17 x86 table'),
