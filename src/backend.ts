@@ -22,6 +22,26 @@ export interface BackendPages {
   readonly bytes: Uint8Array;
 }
 
+/**
+ * Pages of another domain mapped into this process (libxenforeignmemory's job), from
+ * mapForeign() or mapResource(). Valid until unmapForeign() or the backend's close().
+ */
+export interface BackendForeignMap {
+  readonly domid: number;
+  readonly pages: number;
+  readonly writable: boolean;
+  /**
+   * pages*4096 bytes over all mapped pages, in the order asked for. A page whose `errors` entry is
+   * non-zero reads as zeros (nothing of the domain is behind it). After unmapForeign() a stale
+   * view must read as zeros (or throw a typed error) — never crash the process. Writing into a
+   * read-only map is the caller's bug: privcmd maps such pages without write permission, so the
+   * kernel kills the process (SIGSEGV) as it would a C program.
+   */
+  readonly bytes: Uint8Array;
+  /** Per page: 0, or a negative errno (the per-page error the kernel/Xen gave). */
+  readonly errors: Int32Array;
+}
+
 export interface Backend {
   /** "privcmd" or "mock": for diagnostics only; layers above never branch on it. */
   readonly kind: string;
@@ -82,6 +102,31 @@ export interface Backend {
   /** The domain the handle was restricted to, or null. */
   readonly restricted?: number | null;
 
-  /** Closes the handle. Idempotent. Buffers still allocated are freed. */
+  /**
+   * IOCTL_PRIVCMD_MMAPBATCH_V2: maps frames `gfns` of domain `domid` (one page each, in order).
+   * Arguments are validated above (non-empty, each gfn below 2^40, domid an ordinary domain).
+   * Per-page failures do not throw: they are in `errors` (-EINVAL for a gfn Xen has no RAM at,
+   * -ESRCH for every page of a domain that does not exist or is the caller itself; -ENOENT for a
+   * paged-out frame is retried first, as libxenforeignmemory does, and stays only if it persists).
+   * Throws XEN_ERR_HYPERCALL (with the errno) when the mapping as a whole fails (mmap ENOMEM, EPERM
+   * on a handle restricted to another domain). Optional: backends without it cannot map.
+   */
+  mapForeign?(domid: number, gfns: BigUint64Array, writable: boolean): BackendForeignMap;
+
+  /**
+   * IOCTL_PRIVCMD_MMAP_RESOURCE: maps frames frame..frame+nrFrames-1 of resource (type, id) of
+   * domain `domid` (XENMEM_acquire_resource: a grant table, ioreq server pages, a vmtrace buffer).
+   * All or nothing: a failure throws XEN_ERR_HYPERCALL with Xen's errno (-EOPNOTSUPP for a type
+   * this Xen does not offer, -EINVAL for frames beyond the resource); `errors` is all zeros.
+   */
+  mapResource?(domid: number, type: number, id: number, frame: bigint, nrFrames: number, writable: boolean): BackendForeignMap;
+
+  /**
+   * Unmaps a map from mapForeign()/mapResource(). Views of it read zeros from then on. A second
+   * unmap of the same map throws XEN_ERR_UNMAPPED.
+   */
+  unmapForeign?(m: BackendForeignMap): void;
+
+  /** Closes the handle. Idempotent. Buffers still allocated are freed, foreign maps unmapped. */
   close(): void;
 }

@@ -25,6 +25,10 @@ export const ErrorCodes = {
   BUFFER_FREED: 'XEN_ERR_BUFFER_FREED',
   /** The mock hypervisor's strict mode caught a test mistake (bad pointer, unmodelled op). */
   MOCK_STRICT: 'XEN_ERR_MOCK_STRICT',
+  /** A foreign mapping was used after unmap() (or after its handle was closed). */
+  UNMAPPED: 'XEN_ERR_UNMAPPED',
+  /** A reservation op (populate_physmap) stopped making progress: Xen's count stayed short. */
+  SHORT_COUNT: 'XEN_ERR_SHORT_COUNT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -98,6 +102,26 @@ export class HypercallError extends XencallError implements HypercallErrorInfo {
     this.reason = info.reason;
     this.recovery = info.recovery;
     this.retry = info.retry;
+  }
+}
+
+/**
+ * A memory_op reservation call that Xen answered with fewer extents than asked, and that made no
+ * further progress when the rest was re-issued. Xen reports no errno for these ops (they return
+ * the count done); `done` says how many extents, from the start of the list, are in place.
+ */
+export class ShortCountError extends XencallError {
+  readonly opName: string;
+  readonly done: number;
+  readonly requested: number;
+  /** How many times the op was issued, the re-issues of the rest included. */
+  readonly attempts: number;
+  constructor(opName: string, done: number, requested: number, attempts: number, hint: string) {
+    super(ErrorCodes.SHORT_COUNT, `${opName}: ${done} of ${requested} extents done; re-issuing the rest made no progress (${hint})`);
+    this.opName = opName;
+    this.done = done;
+    this.requested = requested;
+    this.attempts = attempts;
   }
 }
 

@@ -3,13 +3,16 @@
 
 export { open, openSync, Xencall, XENCALL_OPENFLAG_NON_REENTRANT, toU64 } from './xencall.js';
 export type { OpenOptions, CallOptions, ArgValue } from './xencall.js';
-export type { Backend, BackendPages } from './backend.js';
+export type { Backend, BackendPages, BackendForeignMap } from './backend.js';
+export { ForeignMemory, ForeignMapping, toGfnArray, GFN_LIMIT, MAX_FOREIGN_PAGES } from './foreign-memory.js';
+export type { GfnList, MapOptions, MapResourceOptions } from './foreign-memory.js';
 export { HypercallBuffer } from './buffers.js';
 export {
   ErrorCodes,
   XencallError,
   HypercallError,
   ValidationError,
+  ShortCountError,
   errnoNameOf,
   errnoNumber,
   describeErrno,
@@ -43,5 +46,14 @@ export type { VcpuInfo, VcpuAffinity, VcpuContext, VcpuGuestContext } from './op
 export type { HvmParam } from './ops/hvm.js';
 export { findDomainByHandle, findLeakedPorts, recoverConsole } from './recovery.js';
 export type { LeakedPortsOptions, ConsoleRecoveryOptions, RecoveredConsole } from './recovery.js';
-export { openPrivcmd, PrivcmdBackend, IOCTL_PRIVCMD_HYPERCALL, IOCTL_PRIVCMD_RESTRICT, PRIVCMD_PATHS, HYPERCALL_BUF_PATH } from './backends/privcmd.js';
+export {
+  openPrivcmd,
+  PrivcmdBackend,
+  IOCTL_PRIVCMD_HYPERCALL,
+  IOCTL_PRIVCMD_RESTRICT,
+  IOCTL_PRIVCMD_MMAPBATCH_V2,
+  IOCTL_PRIVCMD_MMAP_RESOURCE,
+  PRIVCMD_PATHS,
+  HYPERCALL_BUF_PATH,
+} from './backends/privcmd.js';
 export type { PrivcmdOptions } from './backends/privcmd.js';

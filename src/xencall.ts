@@ -12,6 +12,7 @@ import { resolvePolicy, type RetryPolicy } from './retry/decide.js';
 import { driveAsync, driveSync, runHypercall, runHypercallSync, sleepSync, type CallPlan, type Program, type RunEnv, type SyncDriver } from './retry/runner.js';
 import { RetryStats, type OpCounters } from './retry/stats.js';
 import { bindTypedCalls, type TypedCalls, type TypedCallsSync } from './ops/index.js';
+import { ForeignMemory } from './foreign-memory.js';
 
 /** libxencall's XENCALL_OPENFLAG_NON_REENTRANT: accepted for compatibility; JS is single-threaded per handle. */
 export const XENCALL_OPENFLAG_NON_REENTRANT = 1;
@@ -58,6 +59,8 @@ export class Xencall {
   readonly hvm_op: TypedCalls['hvm_op'];
   /** The same typed calls, synchronous: xc.sync.domctl.getdomaininfo({ domain: 0 }). */
   readonly sync: TypedCallsSync;
+  /** Other domains' memory mapped into this process: xc.foreignMemory.map(domid, gfns). */
+  readonly foreignMemory: ForeignMemory;
 
   /** @internal */ readonly pool: BufferPool;
   /** @internal */ readonly retryStats = new RetryStats();
@@ -83,6 +86,7 @@ export class Xencall {
     this.event_channel_op = typed.async.event_channel_op;
     this.hvm_op = typed.async.hvm_op;
     this.sync = typed.sync;
+    this.foreignMemory = new ForeignMemory(backend, () => this.checkOpen());
   }
 
   /** libxencall's xencall_fd(): the privcmd descriptor (-1 for the mock). */
@@ -113,11 +117,12 @@ export class Xencall {
     return this.backend.restricted ?? null;
   }
 
-  /** Closes the handle and frees every buffer. Idempotent. */
+  /** Closes the handle, unmaps every foreign mapping and frees every buffer. Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     try {
+      this.foreignMemory.unmapAll();
       this.pool.drain();
     } finally {
       this.backend.close();

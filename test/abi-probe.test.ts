@@ -62,6 +62,8 @@ const NUMBER_PREFIXES: Readonly<Record<string, string>> = {
   DOMCTL: 'XEN_DOMCTL_',
   SYSCTL: 'XEN_SYSCTL_',
   XENMEM: 'XENMEM_',
+  XENMEM_RESOURCE: 'XENMEM_resource_',
+  XENMEM_RESOURCE_GRANT_TABLE_ID: 'XENMEM_resource_grant_table_id_',
   XENVER: 'XENVER_',
   EVTCHNOP: 'EVTCHNOP_',
   GNTTABOP: 'GNTTABOP_',

@@ -3,10 +3,12 @@
 // (test/xen/). Only behaviour the interface promises is checked; nothing mock-specific.
 
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { Backend } from '../src/backend.js';
-import { ErrorCodes, XencallError } from '../src/errors.js';
-import { HYPERCALL, XENVER, XEN_PAGE_SIZE } from '../src/hypercalls/numbers.js';
+import { ErrorCodes, HypercallError, XencallError, errnoNumber } from '../src/errors.js';
+import { HYPERCALL, XENMEM_RESOURCE, XENMEM_RESOURCE_GRANT_TABLE_ID, XENVER, XEN_DOMCTL_CDF, XEN_PAGE_SIZE } from '../src/hypercalls/numbers.js';
+import { openSync, type Xencall } from '../src/xencall.js';
 
 export interface ContractTarget {
   /** Opens a fresh backend. */
@@ -136,6 +138,200 @@ export function backendContract(name: string, target: ContractTarget): void {
       } finally {
         b.close();
       }
+    });
+  });
+}
+
+// ---- foreign memory ------------------------------------------------------------------------
+
+/** arch-x86/xen.h: what libxl gives a PVH guest (the only emulated device is the local APIC). */
+const XEN_X86_EMU_LAPIC = 1;
+
+export interface ForeignContractTarget {
+  open(): Backend;
+  /** Gfns in the big round trip (10^4 on the mock: its pages are JavaScript memory). */
+  bigMapPages: number;
+}
+
+/**
+ * The foreign-memory contract: xc.foreignMemory and memory_op.populate_physmap over a backend,
+ * with a fresh HVM|HAP domain built from scratch by typed calls, as libxenguest builds a PVH
+ * guest. The same cases run on the mock and, inside dom0, on privcmd against Xen itself; every
+ * errno asserted here is Xen's (the mock must agree).
+ */
+export function foreignMemoryContract(name: string, target: ForeignContractTarget): void {
+  describe(`Foreign memory contract: ${name}`, () => {
+    /** Runs `body` with a handle and a new paused HVM|HAP domain of `maxPages`, destroyed after. */
+    async function withDomain(maxPages: number, body: (xc: Xencall, domid: number) => Promise<void> | void): Promise<void> {
+      const xc = openSync({ backend: target.open() });
+      let domid = -1;
+      try {
+        ({ domid } = await xc.domctl.createdomain({
+          handle: randomUUID(),
+          flags: XEN_DOMCTL_CDF.hvm | XEN_DOMCTL_CDF.hap,
+          max_vcpus: 1,
+          arch: { emulation_flags: XEN_X86_EMU_LAPIC, misc_flags: 0 },
+        }));
+        await xc.domctl.max_vcpus({ domain: domid, max: 1 });
+        await xc.domctl.max_mem({ domain: domid, max_memkb: BigInt(maxPages * 4 + 1024) });
+        await body(xc, domid);
+      } finally {
+        if (domid > 0 && !xc.isClosed) await xc.domctl.destroydomain({ domain: domid });
+        else if (domid > 0) {
+          const again = openSync({ backend: target.open() });
+          try {
+            await again.domctl.destroydomain({ domain: domid });
+          } finally {
+            again.close();
+          }
+        }
+        xc.close();
+      }
+    }
+
+    const pattern = (gfn: number, i: number) => (gfn * 7 + i * 13 + 1) & 0xff;
+
+    it('populate_physmap adds pages (tot_pages grows) and reports the count', async () => {
+      await withDomain(64, async (xc, domid) => {
+        const before = (await xc.domctl.getdomaininfo({ domain: domid })).tot_pages;
+        assert.equal(await xc.memory_op.populate_physmap({ domid, gfns: new Uint32Array([0, 1, 2, 3, 0x100]) }), 5);
+        assert.equal(xc.sync.memory_op.populate_physmap({ domid, gfns: [4n, 5] }), 2);
+        const after = (await xc.domctl.getdomaininfo({ domain: domid })).tot_pages;
+        assert.equal(after - before, 7n);
+      });
+    });
+
+    it('writes through a writable map come back through a later read-only map', async () => {
+      await withDomain(64, async (xc, domid) => {
+        const gfns = [0, 1, 2, 7, 9, 0x20];
+        await xc.memory_op.populate_physmap({ domid, gfns });
+        const w = xc.foreignMemory.map(domid, gfns, { writable: true });
+        assert.deepEqual([w.domid, w.pages, w.writable], [domid, gfns.length, true]);
+        assert.deepEqual([...w.errors], gfns.map(() => 0));
+        assert.equal(w.bytes.length, gfns.length * XEN_PAGE_SIZE);
+        gfns.forEach((g, p) => w.page(p).forEach((_, i, page) => (page[i] = pattern(g, i))));
+        w.unmap();
+        // In another order, read-only: page k of the map is gfn k of the list.
+        const order = [0x20, 2, 0, 9, 7, 1];
+        const r = xc.foreignMemory.map(domid, new BigUint64Array(order.map(BigInt)));
+        assert.equal(r.writable, false);
+        order.forEach((g, p) => {
+          const page = r.page(p);
+          for (let i = 0; i < XEN_PAGE_SIZE; i += 509) assert.equal(page[i], pattern(g, i), `gfn ${g} byte ${i}`);
+        });
+        r.unmap();
+      });
+    });
+
+    it('a gfn without RAM fails alone with -EINVAL and reads as zeros; the others map', async () => {
+      await withDomain(16, async (xc, domid) => {
+        await xc.memory_op.populate_physmap({ domid, gfns: [0, 1] });
+        const m = xc.foreignMemory.map(domid, [0, 5, 1], { writable: true });
+        try {
+          assert.deepEqual([...m.errors], [0, -errnoNumber('EINVAL'), 0]);
+          m.page(0)[0] = 0xa5;
+          assert.ok(m.page(1).every((b) => b === 0), 'the failed page reads as zeros (it does not fault)');
+        } finally {
+          m.unmap();
+        }
+        const again = xc.foreignMemory.map(domid, [0]);
+        assert.equal(again.page(0)[0], 0xa5);
+        again.unmap();
+      });
+    });
+
+    it('every page of a domain that does not exist fails with -ESRCH (the map itself succeeds)', async () => {
+      await withDomain(16, async (xc, domid) => {
+        const missing = domid + 1000;
+        const m = xc.foreignMemory.map(missing, [0, 1]);
+        assert.deepEqual([...m.errors], [-errnoNumber('ESRCH'), -errnoNumber('ESRCH')]);
+        m.unmap();
+      });
+    });
+
+    it('after unmap: a stale view reads zeros, the mapping throws XEN_ERR_UNMAPPED, unmap is idempotent', async () => {
+      await withDomain(16, async (xc, domid) => {
+        await xc.memory_op.populate_physmap({ domid, gfns: [3] });
+        const m = xc.foreignMemory.map(domid, [3], { writable: true });
+        const stale = m.bytes;
+        stale.fill(0x5a);
+        m.unmap();
+        assert.equal(m.unmapped, true);
+        assert.ok(stale.every((b) => b === 0), 'a view kept past unmap reads zeros');
+        stale[0] = 1; // writing it is harmless too
+        const unmapped = (e: unknown) => e instanceof XencallError && e.code === ErrorCodes.UNMAPPED;
+        assert.throws(() => m.bytes, unmapped);
+        assert.throws(() => m.page(0), unmapped);
+        m.unmap();
+        // The guest kept what was written before the unmap.
+        const r = xc.foreignMemory.map(domid, [3]);
+        assert.equal(r.page(0)[100], 0x5a);
+        r.unmap();
+      });
+    });
+
+    it('the backend refuses a second unmap of the same map with XEN_ERR_UNMAPPED', async () => {
+      await withDomain(16, async (xc, domid) => {
+        await xc.memory_op.populate_physmap({ domid, gfns: [0] });
+        const b = xc.backend;
+        const m = b.mapForeign!(domid, new BigUint64Array([0n]), false);
+        b.unmapForeign!(m);
+        assert.throws(() => b.unmapForeign!(m), (e: unknown) => e instanceof XencallError && e.code === ErrorCodes.UNMAPPED);
+      });
+    });
+
+    it('close() unmaps every open mapping; mapping on a closed handle is XEN_ERR_CLOSED', async () => {
+      await withDomain(16, async (xc, domid) => {
+        await xc.memory_op.populate_physmap({ domid, gfns: [0, 1] });
+        const a = xc.foreignMemory.map(domid, [0], { writable: true });
+        const b = xc.foreignMemory.map(domid, [1]);
+        const view = a.bytes;
+        a.page(0)[0] = 9;
+        assert.equal(xc.foreignMemory.mappings.length, 2);
+        xc.close();
+        assert.equal(a.unmapped && b.unmapped, true);
+        assert.ok(view.every((x) => x === 0));
+        assert.throws(() => xc.foreignMemory.map(domid, [0]), (e: unknown) => e instanceof XencallError && e.code === ErrorCodes.CLOSED);
+      });
+    });
+
+    it('maps a grant table frame with mapResource; an unknown resource type is EOPNOTSUPP', async () => {
+      await withDomain(16, async (xc, domid) => {
+        const g = xc.foreignMemory.mapResource(domid, { type: XENMEM_RESOURCE.grant_table, id: XENMEM_RESOURCE_GRANT_TABLE_ID.shared, frame: 0, nrFrames: 1, writable: true });
+        assert.deepEqual([g.pages, [...g.errors]], [1, [0]]);
+        g.page(0).set([1, 2, 3, 4], 64);
+        g.unmap();
+        const again = xc.foreignMemory.mapResource(domid, { type: XENMEM_RESOURCE.grant_table, id: 0, nrFrames: 1 });
+        assert.deepEqual([...again.page(0).subarray(64, 68)], [1, 2, 3, 4], 'the frame is the domain\'s, not a copy');
+        again.unmap();
+        assert.throws(
+          () => xc.foreignMemory.mapResource(domid, { type: 77, id: 0, nrFrames: 1 }),
+          (e: unknown) => e instanceof HypercallError && e.errnoName === 'EOPNOTSUPP',
+        );
+      });
+    });
+
+    it(`round-trips a ${target.bigMapPages}-gfn map given as typed arrays`, async () => {
+      const n = target.bigMapPages;
+      await withDomain(n, async (xc, domid) => {
+        const gfns = new Uint32Array(n).map((_, i) => i);
+        assert.equal(await xc.memory_op.populate_physmap({ domid, gfns }), n);
+        const w = xc.foreignMemory.map(domid, gfns, { writable: true });
+        assert.equal(w.errors.every((e) => e === 0), true);
+        const words = new Uint32Array(w.bytes.buffer, w.bytes.byteOffset, w.bytes.length / 4);
+        for (let p = 0; p < n; p++) words[p * 1024 + (p % 1024)] = p ^ 0x5a5a5a5a;
+        w.unmap();
+        // Reversed, as a Float64Array: page k is gfn n-1-k.
+        const r = xc.foreignMemory.map(domid, new Float64Array(n).map((_, i) => n - 1 - i));
+        const rw = new Uint32Array(r.bytes.buffer, r.bytes.byteOffset, r.bytes.length / 4);
+        let wrong = 0;
+        for (let k = 0; k < n; k++) {
+          const p = n - 1 - k;
+          if (rw[k * 1024 + (p % 1024)] !== (p ^ 0x5a5a5a5a) >>> 0) wrong++;
+        }
+        r.unmap();
+        assert.equal(wrong, 0);
+      });
     });
   });
 }

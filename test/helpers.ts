@@ -14,6 +14,7 @@ export function worldState(hv: MockHypervisor): unknown {
       dying: d.dying,
       maxPages: d.maxPages.toString(),
       totPages: d.totPages,
+      maxGpfn: d.maxGpfn(),
       maxVcpus: d.maxVcpus,
       shadowMb: d.shadowMb,
       logDirty: {

@@ -12,14 +12,29 @@
 //   it, buffers are anonymous MAP_LOCKED memory with MADV_DONTFORK, each page touched.
 // - koffi 3 pointers are plain bigints: mmap() returns one (MAP_FAILED is 2^64-1, NULL is null)
 //   and a bigint is accepted wherever a `void *` goes, so no pointer casts are needed.
+// - Foreign memory (Linux drivers/xen/privcmd.c privcmd_ioctl_mmap_batch, privcmd_fault; Xen
+//   tools/libs/foreignmemory/linux.c osdep_xenforeignmemory_map and retry_paged at RELEASE-4.17.7,
+//   lines 161-280 and 116-159): mmap the privcmd fd (MAP_SHARED), then IOCTL_PRIVCMD_MMAPBATCH_V2
+//   over the whole VMA. The kernel copies the gfn list into its own pages first (gather_array), so
+//   this path has none of the hypercall buffers' EFAULT problem. Per-page errors land in `err`;
+//   the ioctl returns -ENOENT when any page was paged out, after writing every page's error. A
+//   paged-out page is retried by re-issuing the ioctl for runs of -ENOENT pages only (a VMA already
+//   in use accepts a range only where nothing is mapped yet), after usleep(100), as
+//   libxenforeignmemory does. A page that stayed unmapped faults with SIGBUS (privcmd_fault).
 
 import { createRequire } from 'node:module';
 import type { Backend, BackendPages } from '../backend.js';
+import type { BackendForeignMap } from '../backend.js';
 import { ErrorCodes, HypercallError, XencallError, errnoNameOf } from '../errors.js';
 import { XEN_PAGE_SIZE } from '../hypercalls/numbers.js';
+import { encode } from '../layout.js';
+import { privcmd_mmap_resource, privcmd_mmapbatch_v2 } from '../hypercalls/structs.js';
+import { sleepSync } from '../retry/runner.js';
 
 export const IOCTL_PRIVCMD_HYPERCALL = 0x00305000;
+export const IOCTL_PRIVCMD_MMAPBATCH_V2 = 0x00205004;
 export const IOCTL_PRIVCMD_RESTRICT = 0x00025006;
+export const IOCTL_PRIVCMD_MMAP_RESOURCE = 0x00205007;
 export const PRIVCMD_PATHS = ['/dev/xen/privcmd', '/proc/xen/privcmd'] as const;
 export const HYPERCALL_BUF_PATH = '/dev/xen/hypercall';
 
@@ -41,6 +56,17 @@ const ENXIO = 6;
 const ENOMEM = 12;
 const ENODEV = 19;
 const EAGAIN = 11;
+const ENOTTY = 25;
+const EOPNOTSUPP = 95;
+
+/**
+ * Rounds of re-mapping paged-out (-ENOENT) pages before they are reported as such.
+ * libxenforeignmemory retries without bound; a bound keeps a frame that never comes back (a
+ * pager that died) from hanging the caller: ~0.1 ms apart, this waits about a second.
+ */
+export const PAGED_RETRY_ROUNDS = 10_000;
+/** libxenforeignmemory's usleep(100) between rounds. */
+const PAGED_RETRY_DELAY_MS = 0.1;
 const MAP_FAILED = 0xffffffffffffffffn;
 
 type Koffi = typeof import('koffi');
@@ -109,6 +135,28 @@ function releaseWhenUnreachable(bytes: Uint8Array, address: bigint, len: number)
   placeholders.register(bytes.buffer, { address, len });
 }
 
+/**
+ * Puts zero-fill anonymous memory over [address, address+len) in one step (MAP_FIXED), dropping
+ * whatever was mapped there (locked pages, privcmd-buf's kernel pages, foreign frames) while the
+ * address range stays valid for any view of it. Returns false if the kernel refused (ENOMEM):
+ * the old pages then stay, which is still better than a crash.
+ */
+function replaceWithZeroPages(c: Libc, address: bigint, len: number, prot = PROT_READ | PROT_WRITE): boolean {
+  const r = c.mmap(address, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  return r === address;
+}
+
+/**
+ * Retires memory a JavaScript view was made over: zero pages take its place now, and the range is
+ * unmapped for good once `bytes`' ArrayBuffer is collected. Freed buffers and unmapped foreign
+ * maps both go this way.
+ */
+function retire(c: Libc, bytes: Uint8Array, address: bigint, len: number): void {
+  // The new VMA carries neither VM_LOCKED nor VM_DONTFORK, so no MADV_DOFORK is needed first.
+  replaceWithZeroPages(c, address, len);
+  releaseWhenUnreachable(bytes, address, len);
+}
+
 export interface PrivcmdOptions {
   /** Paths to try, in order (tests point these elsewhere). Default /dev/xen/privcmd, /proc/xen/privcmd. */
   privcmdPaths?: readonly string[];
@@ -118,6 +166,18 @@ export interface PrivcmdOptions {
 
 interface Mapping extends BackendPages {
   readonly fromBufDev: boolean;
+}
+
+/** A foreign map as privcmd made it; the address stays private to the backend. */
+class PrivcmdForeignMap implements BackendForeignMap {
+  constructor(
+    readonly domid: number,
+    readonly pages: number,
+    readonly writable: boolean,
+    readonly bytes: Uint8Array,
+    readonly errors: Int32Array,
+    /** @internal */ readonly address: bigint,
+  ) {}
 }
 
 /** Opens privcmd the way libxencall's osdep_xencall_open does. */
@@ -145,6 +205,7 @@ export class PrivcmdBackend implements Backend {
   private readonly callStruct = Buffer.alloc(48);
   private readonly callView = new DataView(this.callStruct.buffer, this.callStruct.byteOffset, 48);
   private readonly live = new Map<bigint, Mapping>();
+  private readonly foreign = new Set<PrivcmdForeignMap>();
   private restrictedTo: number | null = null;
   private closed = false;
   /** Async hypercalls still running on koffi's worker threads; the fds stay open until they end. */
@@ -305,9 +366,123 @@ export class PrivcmdBackend implements Backend {
     for (let off = 0; off < b.length; off += XEN_PAGE_SIZE) b[off] = b[off]!;
   }
 
+  /**
+   * mmap of the privcmd fd + IOCTL_PRIVCMD_MMAPBATCH_V2, with paged-out pages retried (see the
+   * top of this file). Runs on the calling thread: the kernel maps the pages in one ioctl, and a
+   * retry of paged-out pages blocks for up to about a second.
+   */
+  mapForeign(domid: number, gfns: BigUint64Array, writable: boolean): BackendForeignMap {
+    this.checkOpen();
+    const num = gfns.length;
+    checkDomid(domid);
+    if (!Number.isInteger(num) || num < 1 || num > MAX_MAP_PAGES) throw new XencallError(ErrorCodes.VALIDATION, `a foreign map takes 1 to ${MAX_MAP_PAGES} gfns, got ${num}`);
+    const len = num * XEN_PAGE_SIZE;
+    const prot = PROT_READ | (writable ? PROT_WRITE : 0);
+    const addr = this.mmapPrivcmd(len, prot, 'privcmd.mmapbatch_v2');
+    // The gfn list and the error array live in memory of our own for the ioctl: V8 may move a
+    // small typed array's contents, and the kernel reads and writes these by address.
+    const scratchLen = Math.ceil((num * 12) / XEN_PAGE_SIZE) * XEN_PAGE_SIZE;
+    const scratch = this.c.mmap(null, scratchLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (scratch === null || scratch === MAP_FAILED) {
+      const errno = this.c.koffi.errno();
+      this.c.munmap(addr, len);
+      throw osError('privcmd.mmapbatch_v2', errno, `mmap of ${scratchLen} bytes for the gfn list failed: ${errnoNameOf(errno)}`);
+    }
+    try {
+      const scratchBytes = new Uint8Array(this.c.koffi.view(scratch, scratchLen));
+      const arr = new BigUint64Array(scratchBytes.buffer, 0, num);
+      const err = new Int32Array(scratchBytes.buffer, num * 8, num);
+      arr.set(gfns);
+      const errAddr = scratch + BigInt(num * 8);
+      let errno = this.mmapBatch(domid, addr, num, scratch, errAddr);
+      // Any paged-out page makes the whole ioctl answer -ENOENT after writing every page's error.
+      for (let round = 0; errno === ENOENT && round < PAGED_RETRY_ROUNDS; round++) {
+        sleepSync(PAGED_RETRY_DELAY_MS);
+        errno = 0;
+        for (let i = 0; i < num; ) {
+          if (err[i] !== -ENOENT) {
+            i++;
+            continue;
+          }
+          let j = i + 1;
+          while (j < num && err[j] === -ENOENT) j++;
+          const e = this.mmapBatch(domid, addr + BigInt(i * XEN_PAGE_SIZE), j - i, scratch + BigInt(i * 8), errAddr + BigInt(i * 4));
+          if (e !== 0 && e !== ENOENT) {
+            errno = e;
+            break;
+          }
+          if (e === ENOENT) errno = ENOENT;
+          i = j;
+        }
+      }
+      if (errno !== 0 && errno !== ENOENT) {
+        this.c.munmap(addr, len);
+        throw osError('privcmd.mmapbatch_v2', errno, `IOCTL_PRIVCMD_MMAPBATCH_V2 of ${num} page(s) of domain ${domid} failed: ${errnoNameOf(errno)}`);
+      }
+      const errors = Int32Array.from(err);
+      // A page left unmapped would SIGBUS when read (privcmd_fault): zero pages go there instead.
+      for (let i = 0; i < num; ) {
+        if (errors[i] === 0) {
+          i++;
+          continue;
+        }
+        let j = i + 1;
+        while (j < num && errors[j] !== 0) j++;
+        if (!replaceWithZeroPages(this.c, addr + BigInt(i * XEN_PAGE_SIZE), (j - i) * XEN_PAGE_SIZE, prot)) {
+          const e = this.c.koffi.errno();
+          this.c.munmap(addr, len);
+          throw osError('privcmd.mmapbatch_v2', e, `could not put zero pages where ${j - i} page(s) failed to map: ${errnoNameOf(e)}`);
+        }
+        i = j;
+      }
+      const m = new PrivcmdForeignMap(domid, num, writable, new Uint8Array(this.c.koffi.view(addr, len)), errors, addr);
+      this.foreign.add(m);
+      return m;
+    } finally {
+      this.c.munmap(scratch, scratchLen);
+    }
+  }
+
+  /**
+   * mmap of the privcmd fd + IOCTL_PRIVCMD_MMAP_RESOURCE (libxenforeignmemory's
+   * osdep_xenforeignmemory_map_resource, linux.c lines 300-345): all or nothing.
+   */
+  mapResource(domid: number, type: number, id: number, frame: bigint, nrFrames: number, writable: boolean): BackendForeignMap {
+    this.checkOpen();
+    checkDomid(domid);
+    if (!Number.isInteger(nrFrames) || nrFrames < 1 || nrFrames > MAX_MAP_PAGES) throw new XencallError(ErrorCodes.VALIDATION, `nrFrames must be 1 to ${MAX_MAP_PAGES}, got ${nrFrames}`);
+    // The ioctl's idx is a __u32 (and Xen rejects frame >> 32 anyway).
+    if (frame < 0n || frame > 0xffffffffn) throw new XencallError(ErrorCodes.VALIDATION, `frame must fit 32 bits, got ${frame}`);
+    if (!Number.isInteger(type) || type < 0 || type > 0xffffffff || !Number.isInteger(id) || id < 0 || id > 0xffffffff) {
+      throw new XencallError(ErrorCodes.VALIDATION, `type and id must be 32-bit unsigned integers, got ${type} and ${id}`);
+    }
+    const len = nrFrames * XEN_PAGE_SIZE;
+    const prot = PROT_READ | (writable ? PROT_WRITE : 0);
+    const addr = this.mmapPrivcmd(len, prot, 'privcmd.mmap_resource');
+    const arg = Buffer.alloc(privcmd_mmap_resource.size);
+    encode(privcmd_mmap_resource, new DataView(arg.buffer, arg.byteOffset, arg.length), 0, { dom: domid, type, id, idx: Number(frame), num: BigInt(nrFrames), addr });
+    const r = this.c.syscall(SYS_ioctl, this.fd, IOCTL_PRIVCMD_MMAP_RESOURCE, arg);
+    if (r === -1 || r === -1n) {
+      let errno = this.c.koffi.errno();
+      this.c.munmap(addr, len);
+      // A kernel without the ioctl answers ENOTTY; libxenforeignmemory reports that as EOPNOTSUPP.
+      if (errno === ENOTTY) errno = EOPNOTSUPP;
+      throw osError('privcmd.mmap_resource', errno, `IOCTL_PRIVCMD_MMAP_RESOURCE of ${nrFrames} frame(s) of resource ${type}/${id} of domain ${domid} failed: ${errnoNameOf(errno)}`);
+    }
+    const m = new PrivcmdForeignMap(domid, nrFrames, writable, new Uint8Array(this.c.koffi.view(addr, len)), new Int32Array(nrFrames), addr);
+    this.foreign.add(m);
+    return m;
+  }
+
+  unmapForeign(m: BackendForeignMap): void {
+    this.checkOpen();
+    this.unmapOne(m);
+  }
+
   close(): void {
     if (this.closed) return;
     for (const m of [...this.live.values()]) this.release(m);
+    for (const m of [...this.foreign]) this.unmapOne(m);
     this.closed = true;
     // An async hypercall still in the kernel holds this fd number; closing it now could let a
     // later open() reuse the number under it. The last completion closes the fds instead.
@@ -318,15 +493,35 @@ export class PrivcmdBackend implements Backend {
     const m = this.live.get(mem.address);
     if (!m || m !== mem) throw new XencallError(ErrorCodes.BUFFER_FREED, `pages at 0x${mem.address.toString(16)} were already freed`);
     this.live.delete(mem.address);
-    const len = m.pages * XEN_PAGE_SIZE;
-    // Replace the pages with zero-fill anonymous memory in one step instead of unmapping: the
-    // buffer's memory goes back (locked pages, or privcmd-buf's kernel pages, whose VMA this
-    // replaces), but a stale Uint8Array still points at mapped memory and reads zeros. The new
-    // VMA carries neither VM_LOCKED nor VM_DONTFORK, so no MADV_DOFORK is needed first.
-    // Should the remap fail (ENOMEM), the original pages simply stay until the views are gone: a
-    // stale view then reads the old contents, which is still better than a crash.
-    this.c.mmap(m.address, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-    releaseWhenUnreachable(m.bytes, m.address, len);
+    // Not munmap: a stale Uint8Array must keep pointing at mapped memory (it reads zeros).
+    retire(this.c, m.bytes, m.address, m.pages * XEN_PAGE_SIZE);
+  }
+
+  private unmapOne(m: BackendForeignMap): void {
+    if (!(m instanceof PrivcmdForeignMap) || !this.foreign.delete(m)) {
+      throw new XencallError(ErrorCodes.UNMAPPED, `this foreign map of domain ${m.domid} was already unmapped (or is not this backend's)`);
+    }
+    // Zero pages over the range drop the foreign frames (the kernel unmaps the privcmd VMA) and
+    // leave stale views readable.
+    retire(this.c, m.bytes, m.address, m.pages * XEN_PAGE_SIZE);
+  }
+
+  /** mmap of the privcmd fd itself: the VMA a foreign map is made in. */
+  private mmapPrivcmd(len: number, prot: number, name: string): bigint {
+    const addr = this.c.mmap(null, len, prot, MAP_SHARED, this.fd, 0);
+    if (addr === null || addr === MAP_FAILED) {
+      const errno = this.c.koffi.errno();
+      throw osError(name, errno, `mmap of ${len / XEN_PAGE_SIZE} page(s) of the privcmd device failed: ${errnoNameOf(errno)}`);
+    }
+    return addr;
+  }
+
+  /** One IOCTL_PRIVCMD_MMAPBATCH_V2; returns 0 or the errno, read at once. */
+  private mmapBatch(domid: number, addr: bigint, num: number, arr: bigint, err: bigint): number {
+    const arg = Buffer.alloc(privcmd_mmapbatch_v2.size);
+    encode(privcmd_mmapbatch_v2, new DataView(arg.buffer, arg.byteOffset, arg.length), 0, { num, dom: domid, addr, arr, err });
+    const r = this.c.syscall(SYS_ioctl, this.fd, IOCTL_PRIVCMD_MMAPBATCH_V2, arg);
+    return r === -1 || r === -1n ? this.c.koffi.errno() : 0;
   }
 
   private closeFds(): void {
@@ -339,6 +534,13 @@ export class PrivcmdBackend implements Backend {
   private checkOpen(): void {
     if (this.closed) throw new XencallError(ErrorCodes.CLOSED, 'the privcmd backend was closed');
   }
+}
+
+/** The largest foreign map: the ioctl's num is an unsigned int, and mmap lengths stay below 2^53 bytes. */
+const MAX_MAP_PAGES = 0x7fffffff;
+
+function checkDomid(domid: number): void {
+  if (!Number.isInteger(domid) || domid < 0 || domid > 0xffff) throw new XencallError(ErrorCodes.VALIDATION, `domid must be an integer from 0 to 65535, got ${domid}`);
 }
 
 function writeStruct(v: DataView, op: number, args: readonly bigint[]): void {

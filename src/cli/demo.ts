@@ -93,7 +93,7 @@ export async function runDemo(opts: CliOptions, io: CliIO): Promise<number> {
     );
     if (domid < 0) domid = (await xc.domctl.createdomain({ handle, max_vcpus: 2 })).domid;
     const dom = hv.domain(domid)!;
-    dom.totPages = 4096;
+    dom.populate(0, 4096);
 
     // Xen refuses paging ops on a domain without vcpus (paging_domctl): create them first.
     await run('max_vcpus 2', async () => {

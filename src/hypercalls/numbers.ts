@@ -199,6 +199,19 @@ export const XENMEM = {
   get_vnumainfo: 26,
 } as const;
 
+/** XENMEM_resource_*: the resource types XENMEM_acquire_resource (and IOCTL_PRIVCMD_MMAP_RESOURCE) maps. */
+export const XENMEM_RESOURCE = {
+  ioreq_server: 0,
+  grant_table: 1,
+  vmtrace_buf: 2,
+} as const;
+
+/** XENMEM_resource_grant_table_id_*: which part of a grant table XENMEM_resource_grant_table maps. */
+export const XENMEM_RESOURCE_GRANT_TABLE_ID = {
+  shared: 0,
+  status: 1,
+} as const;
+
 /** XENVER_* */
 export const XENVER = {
   version: 0,

@@ -11,6 +11,30 @@ export const privcmd_hypercall = defineStruct('struct privcmd_hypercall', 48, {
   arg: array(8, 'u64', 5),
 });
 
+/**
+ * IOCTL_PRIVCMD_MMAPBATCH_V2's argument: map `num` frames of domain `dom` at `addr` (the start of
+ * an mmap of the privcmd fd). `arr` and `err` are user pointers (xen_pfn_t and int arrays); the
+ * layout types them as handles because, like a guest handle, a C pointer is 8 bytes and not an
+ * integer type, which is what the probe checks.
+ */
+export const privcmd_mmapbatch_v2 = defineStruct('struct privcmd_mmapbatch_v2', 32, {
+  num: u32(0),
+  dom: u16(4),
+  addr: u64(8),
+  arr: handle(16),
+  err: handle(24),
+});
+
+/** IOCTL_PRIVCMD_MMAP_RESOURCE's argument: frames idx..idx+num-1 of resource (type, id) of `dom` at `addr`. */
+export const privcmd_mmap_resource = defineStruct('struct privcmd_mmap_resource', 32, {
+  dom: u16(0),
+  type: u32(4),
+  id: u32(8),
+  idx: u32(12),
+  num: u64(16),
+  addr: u64(24),
+});
+
 // ---- domctl ---------------------------------------------------------------------------------
 
 /** The envelope of every domctl; the sub-op's struct sits in `u` at offset 16. */

@@ -8,6 +8,7 @@ import { SYSCTL_OPS } from './sysctl.js';
 import { HVM_OP_OPS } from './hvm.js';
 import { parseArgs, type OpCtx, type TypedOp } from './helpers.js';
 import type { Program } from '../retry/runner.js';
+import type { GfnList } from '../foreign-memory.js';
 
 export const TYPED_OPS = {
   domctl: DOMCTL_OPS,
@@ -23,7 +24,15 @@ export const TYPED_OPS = {
  * handles also accepting UUID strings. Fields are optional in the type; the row's zod schema
  * decides at run time which are required and fills defaults.
  */
-type Widen<V> = V extends bigint ? bigint | number : V extends Uint8Array ? Uint8Array | string : V extends (infer E)[] ? Widen<E>[] : V;
+type Widen<V> = V extends bigint
+  ? bigint | number
+  : V extends BigUint64Array
+    ? GfnList
+    : V extends Uint8Array
+      ? Uint8Array | string
+      : V extends (infer E)[]
+        ? Widen<E>[]
+        : V;
 type ArgsOf<T> = T extends TypedOp<infer S, unknown> ? (S extends { _zod: { output: infer O } } ? { [K in keyof O]?: Widen<O[K]> } : never) : never;
 type ResultOf<T> = T extends { run: (...a: never[]) => Program<infer R> } ? R : never;
 

@@ -1,6 +1,8 @@
 // Typed calls of xen_version, memory_op and event_channel_op.
 
-import { cString, decode } from '../layout.js';
+import { cString, decode, encode } from '../layout.js';
+import { ShortCountError, XencallError, ErrorCodes } from '../errors.js';
+import { delayBeforeAttempt } from '../retry/decide.js';
 import { EVTCHNOP, EVTCHNSTAT, XENMEM, XENVER } from '../hypercalls/numbers.js';
 import {
   XEN_VERSION_STRING_SIZES,
@@ -11,6 +13,7 @@ import {
   xen_compile_info,
   xen_feature_info,
   xen_memory_domain,
+  xen_memory_reservation,
   xen_platform_parameters,
 } from '../hypercalls/structs.js';
 import type { Row } from '../hypercalls/row.js';
@@ -63,7 +66,67 @@ export const XEN_VERSION_OPS = {
   }),
 };
 
+export interface ReservationArgs {
+  domid: number;
+  gfns: BigUint64Array;
+  extent_order: number;
+  mem_flags: number;
+}
+
+/**
+ * populate_physmap and its short count (xen/common/memory.c do_memory_op lines 1404-1475 and
+ * populate_physmap lines 157-311 at RELEASE-4.17.7). Xen never answers -EFAULT here: any failure,
+ * a faulting copy included, ends the call and the result is the number of extents done (the
+ * struct copy failing gives the start extent, 0). So the rest is re-issued from pristine inputs
+ * (the list re-written from the caller's gfns, extent_start advanced, nr_extents reduced) until
+ * everything is done. A call that does nothing is re-issued only while buffers can fault, up to
+ * the retry policy's attempts, with its backoff; then the ShortCountError says how far it got.
+ */
+function* populatePhysmap(ctx: OpCtx, a: ReservationArgs, row: Row) {
+  const n = a.gfns.length;
+  const gfnBytes = new Uint8Array(a.gfns.buffer, a.gfns.byteOffset, n * 8);
+  return yield* withBuffers(ctx, [xen_memory_reservation.size, n * 8], function* ([res, list]) {
+    const stallBudget = ctx.env.backend.buffersNeverFault() ? 1 : ctx.env.policy.maxAttempts;
+    let done = 0;
+    let stalls = 0;
+    let issued = 0;
+    while (done < n) {
+      const rest = n - done;
+      // Xen writes MFNs back into the list for a PV target: the rest starts from the caller's gfns.
+      list!.bytes.set(gfnBytes.subarray(done * 8), done * 8);
+      encode(xen_memory_reservation, res!.view(), 0, {
+        extent_start: list!.address + BigInt(done * 8),
+        nr_extents: BigInt(rest),
+        extent_order: a.extent_order,
+        mem_flags: a.mem_flags,
+        domid: a.domid,
+      });
+      issued++;
+      const r = yield* issue(ctx, row, [BigInt(XENMEM.populate_physmap), res!.address], [res!, list!]);
+      if (r > BigInt(rest)) throw new XencallError(ErrorCodes.HYPERCALL, `${row.name} answered ${r} extents done of ${rest} asked: not a count Xen gives`);
+      if (r > 0n) {
+        done += Number(r);
+        stalls = 0;
+        continue;
+      }
+      if (++stalls >= stallBudget) {
+        throw new ShortCountError(
+          row.name,
+          done,
+          n,
+          issued,
+          'Xen stopped at an extent it could not populate: the domain is at max_mem, the host is out of memory, extent_order is above what Xen allows, mem_flags asks for something it cannot give, or the domain does not exist',
+        );
+      }
+      const ms = delayBeforeAttempt(stalls + 1, ctx.env.policy);
+      if (ms > 0) yield { type: 'sleep', ms };
+    }
+    return n;
+  });
+}
+
 export const MEMORY_OP_OPS = {
+  populate_physmap: typedOp('memory_op.populate_physmap', populatePhysmap),
   maximum_ram_page: typedOp('memory_op.maximum_ram_page', function* (ctx, _a: NoArgs, row) {
     return yield* issue(ctx, row, [BigInt(XENMEM.maximum_ram_page), 0n], []);
   }),

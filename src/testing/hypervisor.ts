@@ -2,12 +2,12 @@
 // fault injection and a call history. Its handlers (handlers.ts) follow Xen 4.17's order of
 // copy-in, check, act, copy-out. MockBackend connects a Xencall handle to it.
 
-import type { Backend, BackendPages } from '../backend.js';
+import type { Backend, BackendForeignMap, BackendPages } from '../backend.js';
 import { ErrorCodes, HypercallError, XencallError, errnoNumber } from '../errors.js';
-import { DOMID, XEN_PAGE_SIZE } from '../hypercalls/numbers.js';
+import { DOMID, XENMEM_RESOURCE, XENMEM_RESOURCE_GRANT_TABLE_ID, XEN_PAGE_SIZE } from '../hypercalls/numbers.js';
 import { CallHistory } from './history.js';
 import { FaultPlan, type CopyDirection } from './faults.js';
-import { MockConsole, MockDomain, MockHost, type DomainSpec } from './world.js';
+import { MockConsole, MockDomain, MockHost, PageStore, type DomainSpec } from './world.js';
 import { dispatch } from './handlers.js';
 import { DEFAULT_PREEMPT, preemptChecker, type PreemptPolicy, type PreemptSite } from './log-dirty.js';
 
@@ -38,6 +38,12 @@ export interface MockHypervisorOptions {
    * Default: a seeded 20% (DEFAULT_PREEMPT), so continuations happen, the same way every run.
    */
   preempt?: PreemptPolicy;
+  /**
+   * Extents populate_physmap handles before its hypercall_preempt_check() says stop and the call
+   * continues (re-reading its struct, which a fault rule can then hit). Default Infinity. Separate
+   * from `preempt`, whose seeded answers the log-dirty ops consume in a fixed order.
+   */
+  memopExtentsPerSlice?: number;
 }
 
 const MOCK_BUFFER_BASE = 0x7f3a_0000_0000n;
@@ -64,6 +70,7 @@ export class MockHypervisor {
   readonly maxRamPage: bigint;
   /** hypercall_preempt_check() at a paging op's preemption point (options.preempt). */
   readonly preemptCheck: (site: PreemptSite) => boolean;
+  readonly memopExtentsPerSlice: number;
   /** createdomain's domid rover (common/domctl.c). */
   rover = 0;
   /** Hypercalls handled. */
@@ -92,6 +99,8 @@ export class MockHypervisor {
       throw new RangeError("logDirtyChunksPerSlice is gone: Xen preempts log-dirty ops only after each node of 512 leaves; use preempt: 'always' | 'never' | { rate, seed }");
     }
     this.preemptCheck = preemptChecker(options.preempt ?? DEFAULT_PREEMPT);
+    this.memopExtentsPerSlice = options.memopExtentsPerSlice ?? Infinity;
+    if (!(this.memopExtentsPerSlice >= 1)) throw new RangeError('memopExtentsPerSlice must be >= 1');
     this.console = new MockConsole(options.consoleSize);
     this.host = new MockHost(this.nrCpus);
     this.console.write(options.consoleText ?? `(XEN) Xen version ${this.version.major}.${this.version.minor}${this.version.extraversion} (mock)\n(XEN) Std. Loglevel: All\n`);
@@ -227,6 +236,97 @@ export class MockHypervisor {
     return m;
   }
 
+  // ---- foreign memory -----------------------------------------------------------------------
+
+  /**
+   * IOCTL_PRIVCMD_MMAPBATCH_V2 as the kernel and Xen answer it for dom0, over the mock's guest
+   * memory: the map's pages alias the domain's (see PageStore). Per page, as Xen's
+   * do_mmu_update/mod_l1_entry give it (xen/arch/x86/mm.c at RELEASE-4.17.7): -ESRCH for every
+   * page when the domain does not exist or is the caller (get_pg_owner, common/page_alloc.c
+   * lines 2665-2692; do_mmu_update line 4045), -EINVAL for a gfn without RAM (get_page_from_gfn
+   * finds no page: mod_l1_entry lines 2166-2197, the -EINVAL at 2196-2197). Linux's xen_remap_pfn records the error of each
+   * failing entry and goes on with the next, and privcmd hands the errors back per page (V2).
+   * dom0's writes through a map are not guest writes: they are not logged as dirty.
+   * @internal
+   */
+  mapForeign(owner: MockBackend, domid: number, gfns: BigUint64Array, writable: boolean): BackendForeignMap {
+    const n = gfns.length;
+    const errors = new Int32Array(n);
+    const d = domid === 0 ? undefined : this.domain(domid);
+    const bytes = new Uint8Array(n * XEN_PAGE_SIZE);
+    const map = new MockForeignMap(owner, domid, n, writable, bytes, errors);
+    const keys: number[] = [];
+    const seen = new Set<number>();
+    for (let i = 0; i < n; i++) {
+      const gfn = Number(gfns[i]!);
+      if (!d) errors[i] = -errnoNumber('ESRCH');
+      else if (!d.isPopulated(gfn)) errors[i] = -errnoNumber('EINVAL');
+      else {
+        if (d.memoryPageBytes !== XEN_PAGE_SIZE && d.memory && gfn < d.specPages) {
+          throw new XencallError(ErrorCodes.MOCK_STRICT, `domain ${domid} keeps ${d.memoryPageBytes} bytes a page (memoryPageBytes); a foreign map needs whole pages: create it with memoryPageBytes 4096 (the default)`);
+        }
+        const other = d.pages.homeOwner(gfn);
+        if (seen.has(gfn) || other) {
+          throw new XencallError(
+            ErrorCodes.MOCK_STRICT,
+            `gfn ${gfn} of domain ${domid} is already in ${seen.has(gfn) ? 'this list' : 'another live foreign map'}: Xen would map the same frame twice, but the mock cannot make two places of JavaScript memory one page. Unmap the other map first, or map each gfn once`,
+          );
+        }
+        seen.add(gfn);
+      }
+      keys.push(gfn);
+    }
+    if (d) for (let i = 0; i < n; i++) if (errors[i] === 0) d.pages.home(keys[i]!, map.page(i), map);
+    map.release = () => {
+      if (d) for (let i = 0; i < n; i++) if (errors[i] === 0) d.pages.unhome(keys[i]!, map);
+    };
+    this.effect('privcmd.mmapbatch_v2', 'foreign.mapped', { domid, pages: n, writable, failed: errors.filter((e) => e !== 0).length });
+    return map;
+  }
+
+  /**
+   * IOCTL_PRIVCMD_MMAP_RESOURCE -> XENMEM_acquire_resource (xen/common/memory.c acquire_resource
+   * lines 1245-1391, resource_max_frames lines 1143-1160; common/grant_table.c
+   * gnttab_resource_max_frames and gnttab_acquire_resource lines 4160-4244). The mock has one
+   * resource: the shared grant table frames, grown on demand up to max_grant_frames; a frame
+   * range past that is -EINVAL, as are a v1 table's status frames and the resources a mock domain
+   * has none of (ioreq servers, vmtrace buffers); unknown types are -EOPNOTSUPP.
+   * @internal
+   */
+  mapResource(owner: MockBackend, domid: number, type: number, id: number, frame: bigint, nrFrames: number, writable: boolean): BackendForeignMap {
+    const fail = (errno: string, why: string): never => {
+      throw new HypercallError(
+        ErrorCodes.HYPERCALL,
+        { errno: errnoNumber(errno), op: -1, subop: null, name: 'privcmd.mmap_resource', attempts: 1, verdict: null, reason: null, recovery: null, retry: 'none' },
+        `IOCTL_PRIVCMD_MMAP_RESOURCE of domain ${domid} failed: ${errno} (${why})`,
+      );
+    };
+    if (frame >> 32n !== 0n || (frame + BigInt(nrFrames)) >> 32n !== 0n) fail('EINVAL', 'frame range beyond 32 bits');
+    // rcu_lock_remote_domain_by_id: -ESRCH for no such domain, -EPERM for the caller itself.
+    if (domid === 0) fail('EPERM', 'the caller cannot acquire its own resources');
+    const d = this.domain(domid) ?? fail('ESRCH', 'no such domain');
+    if (type === XENMEM_RESOURCE.grant_table) {
+      if (id !== XENMEM_RESOURCE_GRANT_TABLE_ID.shared) fail('EINVAL', id === XENMEM_RESOURCE_GRANT_TABLE_ID.status ? 'status frames exist only with grant table version 2' : 'no such grant table part');
+      const last = Number(frame) + nrFrames - 1;
+      if (last >= d.maxGrantFrames) fail('EINVAL', `frame ${last} is beyond max_grant_frames ${d.maxGrantFrames}`);
+      d.nrGrantFrames = Math.max(d.nrGrantFrames, last + 1); // gnttab_grow_table
+    } else if (type === XENMEM_RESOURCE.ioreq_server || type === XENMEM_RESOURCE.vmtrace_buf) {
+      fail('EINVAL', 'the mock domain has no such resource');
+    } else fail('EOPNOTSUPP', `resource type ${type} is not one Xen offers`);
+    const map = new MockForeignMap(owner, domid, nrFrames, writable, new Uint8Array(nrFrames * XEN_PAGE_SIZE), new Int32Array(nrFrames));
+    const store: PageStore = d.grantFrames;
+    for (let i = 0; i < nrFrames; i++) {
+      const key = Number(frame) + i;
+      if (store.homeOwner(key)) throw new XencallError(ErrorCodes.MOCK_STRICT, `grant frame ${key} of domain ${domid} is already in another live map; the mock cannot alias it twice: unmap that one first`);
+    }
+    for (let i = 0; i < nrFrames; i++) store.home(Number(frame) + i, map.page(i), map);
+    map.release = () => {
+      for (let i = 0; i < nrFrames; i++) store.unhome(Number(frame) + i, map);
+    };
+    this.effect('privcmd.mmap_resource', 'foreign.mapped', { domid, type, id, frame, pages: nrFrames, writable });
+    return map;
+  }
+
   /** @internal Records a state change for assertions. */
   effect(name: string, effect: string, detail: Record<string, unknown> = {}): void {
     this.history.record({ kind: 'effect', name, effect, detail });
@@ -260,6 +360,24 @@ export class MockHypervisor {
       result = dispatch(this, next.op, next.args, true);
     }
     return result;
+  }
+}
+
+/** A foreign map on the mock: its own pages, which are the domain's pages while it lives. */
+class MockForeignMap implements BackendForeignMap {
+  /** Moves the pages back into the domain; set by the hypervisor. */
+  release: () => void = () => undefined;
+  constructor(
+    readonly owner: MockBackend,
+    readonly domid: number,
+    readonly pages: number,
+    readonly writable: boolean,
+    readonly bytes: Uint8Array,
+    readonly errors: Int32Array,
+  ) {}
+
+  page(i: number): Uint8Array {
+    return this.bytes.subarray(i * XEN_PAGE_SIZE, (i + 1) * XEN_PAGE_SIZE);
   }
 }
 
@@ -321,10 +439,57 @@ export class MockBackend implements Backend {
     void mem;
   }
 
+  mapForeign(domid: number, gfns: BigUint64Array, writable: boolean): BackendForeignMap {
+    this.checkForeign(domid, gfns.length);
+    const m = this.hypervisor.mapForeign(this, domid, gfns, writable);
+    this.foreign.add(m as MockForeignMap);
+    return m;
+  }
+
+  mapResource(domid: number, type: number, id: number, frame: bigint, nrFrames: number, writable: boolean): BackendForeignMap {
+    this.checkForeign(domid, nrFrames);
+    const m = this.hypervisor.mapResource(this, domid, type, id, frame, nrFrames, writable);
+    this.foreign.add(m as MockForeignMap);
+    return m;
+  }
+
+  unmapForeign(m: BackendForeignMap): void {
+    this.checkOpen();
+    this.unmapOne(m);
+  }
+
   close(): void {
     if (this.closed) return;
+    for (const m of [...this.foreign]) this.unmapOne(m);
     this.closed = true;
     this.hypervisor.unmapAll(this);
+  }
+
+  private readonly foreign = new Set<MockForeignMap>();
+
+  private unmapOne(m: BackendForeignMap): void {
+    if (!(m instanceof MockForeignMap) || !this.foreign.delete(m)) {
+      throw new XencallError(ErrorCodes.UNMAPPED, `this foreign map of domain ${m.domid} was already unmapped (or is not this backend's)`);
+    }
+    m.release();
+    // As privcmd puts zero pages where the frames were: a stale view reads zeros.
+    m.bytes.fill(0);
+    this.hypervisor.effect('privcmd.munmap', 'foreign.unmapped', { domid: m.domid, pages: m.pages });
+  }
+
+  /** What privcmd checks before Xen sees anything. */
+  private checkForeign(domid: number, pages: number): void {
+    this.checkOpen();
+    if (!Number.isInteger(domid) || domid < 0 || domid > 0xffff) throw new XencallError(ErrorCodes.VALIDATION, `domid must be an integer from 0 to 65535, got ${domid}`);
+    if (!Number.isInteger(pages) || pages < 1) throw new XencallError(ErrorCodes.VALIDATION, `a foreign map takes at least one page, got ${pages}`);
+    // privcmd_ioctl_mmap_batch / _mmap_resource: a restricted fd maps only its own domain.
+    if (this.restrictedTo !== null && this.restrictedTo !== domid) {
+      throw new HypercallError(
+        ErrorCodes.HYPERCALL,
+        { errno: errnoNumber('EPERM'), op: -1, subop: null, name: 'privcmd.mmapbatch_v2', attempts: 1, verdict: null, reason: null, recovery: null, retry: 'none' },
+        `the handle is restricted to domain ${this.restrictedTo}; mapping domain ${domid} failed: EPERM`,
+      );
+    }
   }
 
   private checkOpen(): void {

@@ -12,7 +12,7 @@ export { FaultPlan, FaultRule } from './faults.js';
 export type { FaultRuleSpec, RandomFaultSpec, CopyAttempt, CopyDirection, InjectedFault } from './faults.js';
 export { CallHistory } from './history.js';
 export type { HistoryEvent } from './history.js';
-export { MockDomain, MockConsole, MockGuestWorkload, MockHost, MAX_CONTROLLER_PAUSE_COUNT, LOG_DIRTY_CHUNK_BYTES, ALL_CPUS, hvmContextBlob } from './world.js';
+export { MockDomain, MockConsole, MockGuestWorkload, MockHost, PageStore, MAX_CONTROLLER_PAUSE_COUNT, LOG_DIRTY_CHUNK_BYTES, DEFAULT_MAX_GRANT_FRAMES, ALL_CPUS, hvmContextBlob } from './world.js';
 export type { DomainSpec, MockVcpu, MockEvtchn, EvtchnState } from './world.js';
 export { xorshift32 } from './random.js';
 export { MockLogDirty, DEFAULT_PREEMPT, LOGDIRTY_NODE_ENTRIES, LOG_DIRTY_LEAF_PAGES } from './log-dirty.js';

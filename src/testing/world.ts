@@ -43,6 +43,73 @@ export interface MockEvtchn {
   pending: number;
 }
 
+/**
+ * Page storage with foreign-map aliasing. A page lives in one place at a time: its own 4096 bytes
+ * (or a slice of a domain's legacy `memory` block), or, while a foreign map has it, that map's
+ * page. Mapping moves the page's home into the map (its bytes copied in) and unmapping moves it
+ * back (copied out), so the mock world (MockDomain.page(), writePage) and the map's Uint8Array
+ * always see one copy. One gfn can be homed in one live map only: JavaScript cannot alias one
+ * page at two places of two Uint8Arrays, so the mock refuses that (see MockHypervisor.mapForeign).
+ */
+export class PageStore {
+  /** Pages kept outside the base block, by key (a gfn, a grant frame number). */
+  private readonly own = new Map<number, Uint8Array>();
+  private readonly homes = new Map<number, { readonly view: Uint8Array; readonly owner: object }>();
+
+  /** `base` gives pages that live in a block of the owner's (MockDomain.memory). */
+  constructor(private readonly base: (key: number) => Uint8Array | null = () => null) {}
+
+  /** The page's current bytes, or null where nothing was ever stored (it reads as zeros). */
+  view(key: number): Uint8Array | null {
+    return this.homes.get(key)?.view ?? this.base(key) ?? this.own.get(key) ?? null;
+  }
+
+  /** The page's bytes, made real (zeros) if they were not. */
+  materialize(key: number): Uint8Array {
+    const v = this.view(key);
+    if (v) return v;
+    const page = new Uint8Array(PAGE_BYTES);
+    this.own.set(key, page);
+    return page;
+  }
+
+  /** A fresh zero page at `key` (Xen put a new page there); a map that had the old one keeps it, detached. */
+  reset(key: number): void {
+    this.homes.delete(key);
+    this.own.delete(key);
+    this.base(key)?.fill(0);
+  }
+
+  /** Which map holds the page now, if any. */
+  homeOwner(key: number): object | undefined {
+    return this.homes.get(key)?.owner;
+  }
+
+  /** Moves the page into `view` (a map's page): its bytes are copied in and it lives there until unhome(). */
+  home(key: number, view: Uint8Array, owner: object): void {
+    const cur = this.view(key);
+    if (cur) view.set(cur.subarray(0, view.length));
+    else view.fill(0);
+    this.homes.set(key, { view, owner });
+  }
+
+  /** Moves the page back out of `owner`'s map (unless Xen replaced it meanwhile). */
+  unhome(key: number, owner: object): void {
+    const h = this.homes.get(key);
+    if (!h || h.owner !== owner) return;
+    this.homes.delete(key);
+    const base = this.base(key);
+    if (base) base.set(h.view.subarray(0, base.length));
+    else if (this.own.has(key) || h.view.some((b) => b !== 0)) this.own.set(key, h.view.slice());
+  }
+}
+
+/** Xen's page size: a populated page and a foreign map's page hold this many bytes. */
+const PAGE_BYTES = 4096;
+
+/** The grant frames a domain may have when createdomain says -1 (grant_table.c opt_max_grant_frames). */
+export const DEFAULT_MAX_GRANT_FRAMES = 64;
+
 export interface DomainSpec {
   domid: number;
   handle?: Uint8Array;
@@ -89,9 +156,24 @@ export class MockDomain {
   pagingPaused = false;
   readonly evtchns = new Map<number, MockEvtchn>();
   maxEvtchnPort = 1023;
-  /** Guest memory (memoryPageBytes a page) when the domain was created with it. */
+  /** Guest memory (memoryPageBytes a page) for gfns 0..totPages-1 of the spec, when created with it. */
   memory: Uint8Array | null;
   readonly memoryPageBytes: number;
+  /**
+   * The p2m: gfns below this were populated by the spec (gfns 0..totPages-1, as before there was a
+   * p2m); others only by populate_physmap (or populate()).
+   */
+  readonly specPages: number;
+  /** Gfns populated since (populate_physmap, populate()). */
+  private readonly populatedGfns = new Set<number>();
+  /** Page contents by gfn, aliased by foreign maps while mapped. */
+  readonly pages: PageStore;
+  /** The shared grant table's frames (XENMEM_resource_grant_table_id_shared), grown on demand. */
+  readonly grantFrames: PageStore = new PageStore();
+  /** nr_grant_frames: how many shared frames exist. */
+  nrGrantFrames = 1;
+  /** max_grant_frames from createdomain (-1 there means the host default, 64). */
+  maxGrantFrames = DEFAULT_MAX_GRANT_FRAMES;
   /** settimeoffset's d->time_offset.seconds. */
   timeOffsetSeconds = 0n;
   /** HVM domains' saved context (hvm_save's record stream), opaque apart from header and end. */
@@ -112,6 +194,8 @@ export class MockDomain {
     this.hvm = spec.hvm ?? false;
     this.memoryPageBytes = spec.memoryPageBytes ?? 4096;
     this.memory = spec.withMemory ? new Uint8Array(this.totPages * this.memoryPageBytes) : null;
+    this.specPages = this.totPages;
+    this.pages = new PageStore((gfn) => (this.memory && gfn < this.specPages ? this.memory.subarray(gfn * this.memoryPageBytes, (gfn + 1) * this.memoryPageBytes) : null));
     if (this.hvm) this.hvmContext = hvmContextBlob(this.maxVcpus, this.domid);
   }
 
@@ -146,6 +230,31 @@ export class MockDomain {
     return XEN_DOMCTL_PFINFO.NOTAB;
   }
 
+  /** Whether the p2m has RAM at `gfn`. */
+  isPopulated(gfn: number): boolean {
+    return (gfn >= 0 && gfn < this.specPages) || this.populatedGfns.has(gfn);
+  }
+
+  /**
+   * Puts fresh zero pages at gfns first..first+count-1, counted in tot_pages, as populate_physmap
+   * does (for test setup; the hypercall checks max_pages first). A gfn that had a page gets a new
+   * one: the old one stays counted, as Xen leaves it allocated to the domain.
+   */
+  populate(first: number, count = 1): void {
+    for (let g = first; g < first + count; g++) {
+      this.pages.reset(g);
+      if (g >= this.specPages) this.populatedGfns.add(g);
+    }
+    this.totPages += count;
+  }
+
+  /** The highest populated gfn, or -1 (XENMEM_maximum_gpfn's view of the p2m). */
+  maxGpfn(): number {
+    let max = this.specPages - 1;
+    for (const g of this.populatedGfns) if (g > max) max = g;
+    return max;
+  }
+
   /**
    * The guest's own write: changes the page's bytes and, as Xen's p2m does, is logged only if
    * log-dirty tracking has the page read-only (the first write after ENABLE or a completed
@@ -153,16 +262,22 @@ export class MockDomain {
    * through here and are never logged.
    */
   writePage(gfn: number, fill?: (page: Uint8Array) => void): void {
-    if (gfn < 0 || gfn >= this.totPages) throw new RangeError(`gfn ${gfn} is outside domain ${this.domid}'s ${this.totPages} pages`);
+    if (!this.isPopulated(gfn)) throw new RangeError(`gfn ${gfn} is not populated in domain ${this.domid} (it has ${this.totPages} pages)`);
     // The write faults first (and is logged); the retried write then lands.
     this.logDirty.guestWrite(gfn);
-    if (this.memory && fill) fill(this.page(gfn));
+    // The storage lookup: a page kept by the domain, or the foreign map that holds it now.
+    if (fill) {
+      const page = this.memory || this.populatedGfns.has(gfn) ? this.pages.materialize(gfn) : this.pages.view(gfn);
+      if (page) fill(page);
+    }
   }
 
-  /** A page's contents (a view into the guest's memory). */
+  /** A page's contents (a view into the guest's memory, or into the foreign map that holds it now). */
   page(gfn: number): Uint8Array {
-    if (!this.memory) throw new Error(`domain ${this.domid} was created without memory contents (withMemory)`);
-    return this.memory.subarray(gfn * this.memoryPageBytes, (gfn + 1) * this.memoryPageBytes);
+    if (!this.isPopulated(gfn)) throw new RangeError(`gfn ${gfn} is not populated in domain ${this.domid}`);
+    const v = this.memory || this.populatedGfns.has(gfn) ? this.pages.materialize(gfn) : this.pages.view(gfn);
+    if (!v) throw new Error(`domain ${this.domid} was created without memory contents (withMemory)`);
+    return v;
   }
 
   /** Lowest free port (port 0 is never handed out), or -1 when none is left. */

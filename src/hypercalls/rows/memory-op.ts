@@ -8,7 +8,8 @@ import { z } from 'zod';
 import { defineRow, type Citation, subopRows } from '../row.js';
 import { XENMEM } from '../numbers.js';
 import { xen_add_to_physmap, xen_add_to_physmap_batch, xen_mem_paging_op, xen_memory_domain, xen_memory_reservation } from '../structs.js';
-import { domidOrSelf } from '../schemas.js';
+import { domidOrSelf, u32 } from '../schemas.js';
+import { toGfnArray } from '../../foreign-memory.js';
 import { XENMAPSPACE } from './constants.js';
 
 const DO_MEMORY_OP: Citation = { file: 'xen/common/memory.c', function: 'do_memory_op' };
@@ -25,6 +26,24 @@ const readOnly = (op: keyof typeof XENMEM, what: string, source: readonly Citati
   memop(op, { verdict: 'safe', reason: `Read-only: ${what}; an EFAULT changes nothing.`, source });
 
 const space = (s: keyof typeof XENMAPSPACE) => ({ field: 'space', value: XENMAPSPACE[s] }) as const;
+
+/**
+ * do_memory_op gives up at once, returning the start extent, when nr_extents exceeds
+ * UINT_MAX >> MEMOP_EXTENT_SHIFT ("Is size too large for us to encode a continuation?",
+ * xen/common/memory.c lines 1410-1412 at RELEASE-4.17.7).
+ */
+export const MAX_RESERVATION_EXTENTS = 0xffffffff >>> 6;
+
+/** A gfn list, checked and converted in bulk to a BigUint64Array (foreign-memory.ts toGfnArray). */
+const gfnList = z.custom<unknown>((v) => v !== undefined, 'a gfn list is required').transform((v, ctx) => {
+  try {
+    return toGfnArray('gfns', v, MAX_RESERVATION_EXTENTS);
+  } catch (e) {
+    const field = (e as { field?: string }).field ?? 'gfns';
+    ctx.issues.push({ code: 'custom', input: v, message: (e as Error).message.replace(/^[^:]*: /, ''), path: field === 'gfns' ? [] : [Number(/\[(\d+)\]/.exec(field)?.[1])] });
+    return z.NEVER;
+  }
+});
 
 const SHORT_COUNT =
   'It never returns -EFAULT: every failure, a faulting copy included (the entry copy on a continuation too), ends the call early and the result is the absolute number of extents done. The caller resumes from that count, re-issuing the rest (extent_start advanced, nr_extents reduced) from pristine inputs.';
@@ -67,6 +86,15 @@ export const MEMORY_OP_ROWS = [
     source: [DO_MEMORY_OP, { file: 'xen/common/memory.c', function: 'populate_physmap' }],
     recovery: 'For a PV target, compare current_reservation with what you expect after a short count to spot the leaked extent.',
     verified: true,
+    args: z
+      .object({
+        domid: domidOrSelf,
+        gfns: gfnList,
+        // Xen allows up to max_order() of the caller (18 for dom0) and reports more as 0 extents done.
+        extent_order: u32.default(0),
+        mem_flags: u32.default(0),
+      })
+      .strict(),
   }),
   defineRow({
     name: 'memory_op.maximum_ram_page',
