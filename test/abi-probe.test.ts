@@ -17,6 +17,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import * as privcmdModule from '../src/backends/privcmd.js';
+import { GFN_LIMIT } from '../src/foreign-memory.js';
+import { MAX_RESERVATION_EXTENTS } from '../src/hypercalls/rows/memory-op.js';
 import { XEN_ERRNO } from '../src/errno-table.js';
 import * as numbersModule from '../src/hypercalls/numbers.js';
 import * as structsModule from '../src/hypercalls/structs.js';
@@ -529,10 +531,20 @@ test('golden privcmd values (pinned, independent of the headers)', () => {
   assert.equal(privcmdModule.IOCTL_PRIVCMD_HYPERCALL, ioc(0, 'P', 0, 48));
   assert.equal(privcmdModule.IOCTL_PRIVCMD_RESTRICT, ioc(0, 'P', 6, 2));
   assert.equal(ioc(0, 'P', 0, structsModule.privcmd_hypercall.size), 0x00305000);
+  // _IOC(_IOC_NONE, 'P', 4, sizeof(privcmd_mmapbatch_v2_t)) and (..., 7, sizeof(privcmd_mmap_resource_t)).
+  assert.equal(privcmdModule.IOCTL_PRIVCMD_MMAPBATCH_V2, 0x00205004);
+  assert.equal(privcmdModule.IOCTL_PRIVCMD_MMAP_RESOURCE, 0x00205007);
+  assert.equal(privcmdModule.IOCTL_PRIVCMD_MMAPBATCH_V2, ioc(0, 'P', 4, structsModule.privcmd_mmapbatch_v2.size));
+  assert.equal(privcmdModule.IOCTL_PRIVCMD_MMAP_RESOURCE, ioc(0, 'P', 7, structsModule.privcmd_mmap_resource.size));
 });
 
 test('golden values the headers cannot check (allow-listed as Xen-internal)', () => {
   // xen/include/xen/hypercall.h: MEMOP_EXTENT_SHIFT 6, MEMOP_CMD_MASK ((1 << MEMOP_EXTENT_SHIFT) - 1).
   assert.equal(numbersModule.MEMOP_EXTENT_SHIFT, 6);
   assert.equal(numbersModule.MEMOP_CMD_MASK, 0x3f);
+  // xen/arch/x86/include/asm/x86_64/page.h: PADDR_BITS 52, so a frame number has 52 - 12 bits.
+  assert.equal(GFN_LIMIT, 2 ** (52 - 12));
+  // xen/common/memory.c do_memory_op: nr_extents above UINT_MAX >> MEMOP_EXTENT_SHIFT is refused.
+  assert.equal(MAX_RESERVATION_EXTENTS, 0xffffffff >>> numbersModule.MEMOP_EXTENT_SHIFT);
+  assert.equal(MAX_RESERVATION_EXTENTS, 67_108_863);
 });

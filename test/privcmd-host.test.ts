@@ -14,6 +14,8 @@ import { runInNewContext } from 'node:vm';
 import { ErrorCodes, HypercallError, XencallError } from '../src/errors.js';
 import { PrivcmdBackend, openPrivcmd, type PrivcmdOptions } from '../src/backends/privcmd.js';
 import { XEN_PAGE_SIZE } from '../src/hypercalls/numbers.js';
+import { privcmd_mmap_resource, privcmd_mmapbatch_v2 } from '../src/hypercalls/structs.js';
+import { encode } from '../src/layout.js';
 import { open } from '../src/index.js';
 
 const ENOTTY = 25n;
@@ -379,6 +381,62 @@ describe('privcmd backend on the host (no Xen)', () => {
       } finally {
         xc.close();
       }
+    });
+  });
+  describe('foreign maps without Xen (/dev/zero and /dev/null stand in for privcmd)', () => {
+    const onZero: PrivcmdOptions = { privcmdPaths: ['/dev/zero'], hypercallBufPath: null };
+    const devZeroMaps = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((l) => l.endsWith('/dev/zero (deleted)') || l.endsWith('/dev/zero')).length;
+
+    it('encodes struct privcmd_mmapbatch_v2 and privcmd_mmap_resource as the uapi header lays them out', () => {
+      const v = new DataView(new ArrayBuffer(32));
+      encode(privcmd_mmapbatch_v2, v, 0, { num: 3, dom: 0x7fe, addr: 0x7f0000001000n, arr: 0x1122334455n, err: 0x66778899aan });
+      assert.deepEqual(
+        [v.getUint32(0, true), v.getUint16(4, true), v.getBigUint64(8, true), v.getBigUint64(16, true), v.getBigUint64(24, true)],
+        [3, 0x7fe, 0x7f0000001000n, 0x1122334455n, 0x66778899aan],
+      );
+      const r = new DataView(new ArrayBuffer(32));
+      encode(privcmd_mmap_resource, r, 0, { dom: 9, type: 1, id: 0, idx: 5, num: 2n, addr: 0x7f0000002000n });
+      assert.deepEqual([r.getUint16(0, true), r.getUint32(4, true), r.getUint32(8, true), r.getUint32(12, true), r.getBigUint64(16, true), r.getBigUint64(24, true)], [9, 1, 0, 5, 2n, 0x7f0000002000n]);
+    });
+
+    it('MMAPBATCH_V2 refused by the device (ENOTTY, 25) is a typed error, and the mapping it made is gone', () => {
+      const b = new PrivcmdBackend(onZero);
+      try {
+        const before = devZeroMaps();
+        assert.throws(
+          () => b.mapForeign(1, new BigUint64Array([1n, 2n, 3n]), true),
+          (e: unknown) => e instanceof HypercallError && e.errno === 25 && e.opName === 'privcmd.mmapbatch_v2' && /MMAPBATCH_V2 of 3 page\(s\) of domain 1/.test(e.message),
+        );
+        assert.equal(devZeroMaps(), before, 'the mmap of the device was undone');
+      } finally {
+        b.close();
+      }
+    });
+
+    it('MMAP_RESOURCE on a device without it reports EOPNOTSUPP, as libxenforeignmemory does', () => {
+      const b = new PrivcmdBackend(onZero);
+      try {
+        assert.throws(() => b.mapResource(1, 1, 0, 0n, 2, false), (e: unknown) => e instanceof HypercallError && e.errnoName === 'EOPNOTSUPP');
+      } finally {
+        b.close();
+      }
+    });
+
+    it('a device that cannot be mmapped (/dev/null: ENODEV) fails the map with that errno', () => {
+      const b = new PrivcmdBackend(onNull);
+      try {
+        assert.throws(() => b.mapForeign(1, new BigUint64Array([1n]), false), (e: unknown) => e instanceof HypercallError && e.errnoName === 'ENODEV');
+      } finally {
+        b.close();
+      }
+    });
+
+    it('through the handle: validation first, then the device\'s answer; closed is XEN_ERR_CLOSED', async () => {
+      const xc = await open({ backend: new PrivcmdBackend(onZero) });
+      assert.throws(() => xc.foreignMemory.map(1, [2 ** 40]), (e: unknown) => e instanceof XencallError && e.code === ErrorCodes.VALIDATION);
+      assert.throws(() => xc.foreignMemory.map(1, new Uint32Array([7])), (e: unknown) => e instanceof HypercallError && e.errno === 25);
+      xc.close();
+      assert.throws(() => xc.foreignMemory.map(1, [7]), (e: unknown) => e instanceof XencallError && e.code === ErrorCodes.CLOSED);
     });
   });
 });

@@ -168,6 +168,34 @@ interface Mapping extends BackendPages {
   readonly fromBufDev: boolean;
 }
 
+/** One foreign map being made: where, and the gfn list and error array the ioctls read and write. */
+interface MapJob {
+  readonly domid: number;
+  readonly base: bigint;
+  readonly prot: number;
+  /** Addresses of the gfn list and the error array (our own memory, for the kernel). */
+  readonly arr: bigint;
+  readonly errAddr: bigint;
+  /** A view of the error array. */
+  readonly err: Int32Array;
+}
+
+/** Maximal runs [i, j) within [from, to) of entries for which `match` holds. */
+function runs(a: Int32Array, from: number, to: number, match: (v: number) => boolean): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = from; i < to; ) {
+    if (!match(a[i]!)) {
+      i++;
+      continue;
+    }
+    let j = i + 1;
+    while (j < to && match(a[j]!)) j++;
+    out.push([i, j]);
+    i = j;
+  }
+  return out;
+}
+
 /** A foreign map as privcmd made it; the address stays private to the backend. */
 class PrivcmdForeignMap implements BackendForeignMap {
   constructor(
@@ -390,51 +418,15 @@ export class PrivcmdBackend implements Backend {
     }
     try {
       const scratchBytes = new Uint8Array(this.c.koffi.view(scratch, scratchLen));
-      const arr = new BigUint64Array(scratchBytes.buffer, 0, num);
+      new BigUint64Array(scratchBytes.buffer, 0, num).set(gfns);
       const err = new Int32Array(scratchBytes.buffer, num * 8, num);
-      arr.set(gfns);
-      const errAddr = scratch + BigInt(num * 8);
-      let errno = this.mmapBatch(domid, addr, num, scratch, errAddr);
-      // Any paged-out page makes the whole ioctl answer -ENOENT after writing every page's error.
-      for (let round = 0; errno === ENOENT && round < PAGED_RETRY_ROUNDS; round++) {
-        sleepSync(PAGED_RETRY_DELAY_MS);
-        errno = 0;
-        for (let i = 0; i < num; ) {
-          if (err[i] !== -ENOENT) {
-            i++;
-            continue;
-          }
-          let j = i + 1;
-          while (j < num && err[j] === -ENOENT) j++;
-          const e = this.mmapBatch(domid, addr + BigInt(i * XEN_PAGE_SIZE), j - i, scratch + BigInt(i * 8), errAddr + BigInt(i * 4));
-          if (e !== 0 && e !== ENOENT) {
-            errno = e;
-            break;
-          }
-          if (e === ENOENT) errno = ENOENT;
-          i = j;
-        }
-      }
-      if (errno !== 0 && errno !== ENOENT) {
+      try {
+        this.mapRun({ domid, base: addr, prot, arr: scratch, err, errAddr: scratch + BigInt(num * 8) }, 0, num);
+      } catch (e) {
         this.c.munmap(addr, len);
-        throw osError('privcmd.mmapbatch_v2', errno, `IOCTL_PRIVCMD_MMAPBATCH_V2 of ${num} page(s) of domain ${domid} failed: ${errnoNameOf(errno)}`);
+        throw e;
       }
       const errors = Int32Array.from(err);
-      // A page left unmapped would SIGBUS when read (privcmd_fault): zero pages go there instead.
-      for (let i = 0; i < num; ) {
-        if (errors[i] === 0) {
-          i++;
-          continue;
-        }
-        let j = i + 1;
-        while (j < num && errors[j] !== 0) j++;
-        if (!replaceWithZeroPages(this.c, addr + BigInt(i * XEN_PAGE_SIZE), (j - i) * XEN_PAGE_SIZE, prot)) {
-          const e = this.c.koffi.errno();
-          this.c.munmap(addr, len);
-          throw osError('privcmd.mmapbatch_v2', e, `could not put zero pages where ${j - i} page(s) failed to map: ${errnoNameOf(e)}`);
-        }
-        i = j;
-      }
       const m = new PrivcmdForeignMap(domid, num, writable, new Uint8Array(this.c.koffi.view(addr, len)), errors, addr);
       this.foreign.add(m);
       return m;
@@ -504,6 +496,52 @@ export class PrivcmdBackend implements Backend {
     // Zero pages over the range drop the foreign frames (the kernel unmaps the privcmd VMA) and
     // leave stale views readable.
     retire(this.c, m.bytes, m.address, m.pages * XEN_PAGE_SIZE);
+  }
+
+  /**
+   * Maps gfns [from, to) of a foreign map at base + from pages, where a privcmd VMA of exactly
+   * that range is waiting, and leaves zero pages wherever a page failed. privcmd will not split
+   * its VMA (a munmap or MAP_FIXED of part of it is refused: EINVAL, ENOMEM), and a page left
+   * unmapped in it would SIGBUS when read (privcmd_fault). So when some pages fail, the whole run
+   * becomes zero pages and each good sub-run is mapped again in a privcmd VMA of its own (a page
+   * that fails on that pass keeps the newer error). Throws for a failure of the ioctl itself.
+   */
+  private mapRun(job: MapJob, from: number, to: number): void {
+    const { domid, base, prot, arr, err, errAddr } = job;
+    const at = (i: number) => base + BigInt(i * XEN_PAGE_SIZE);
+    const batch = (i: number, j: number) => this.mmapBatch(domid, at(i), j - i, arr + BigInt(i * 8), errAddr + BigInt(i * 4));
+    let errno = batch(from, to);
+    // Any paged-out page makes the ioctl answer -ENOENT after writing every page's error; the
+    // -ENOENT pages alone are asked for again (privcmd accepts a range of a used VMA only where
+    // nothing is mapped yet), as libxenforeignmemory's retry_paged does.
+    for (let round = 0; errno === ENOENT && round < PAGED_RETRY_ROUNDS; round++) {
+      sleepSync(PAGED_RETRY_DELAY_MS);
+      errno = 0;
+      for (const [i, j] of runs(err, from, to, (e) => e === -ENOENT)) {
+        const e = batch(i, j);
+        if (e !== 0 && e !== ENOENT) {
+          errno = e;
+          break;
+        }
+        if (e === ENOENT) errno = ENOENT;
+      }
+    }
+    if (errno !== 0 && errno !== ENOENT) {
+      throw osError('privcmd.mmapbatch_v2', errno, `IOCTL_PRIVCMD_MMAPBATCH_V2 of ${to - from} page(s) of domain ${domid} failed: ${errnoNameOf(errno)}`);
+    }
+    if (runs(err, from, to, (e) => e !== 0).length === 0) return;
+    if (!replaceWithZeroPages(this.c, at(from), (to - from) * XEN_PAGE_SIZE, prot)) {
+      const e = this.c.koffi.errno();
+      throw osError('privcmd.mmapbatch_v2', e, `could not put zero pages over a foreign map with failed pages: ${errnoNameOf(e)}`);
+    }
+    for (const [i, j] of runs(err, from, to, (e) => e === 0)) {
+      const got = this.c.mmap(at(i), (j - i) * XEN_PAGE_SIZE, prot, MAP_SHARED | MAP_FIXED, this.fd, 0);
+      if (got !== at(i)) {
+        const e = this.c.koffi.errno();
+        throw osError('privcmd.mmapbatch_v2', e, `mmap of the privcmd device over ${j - i} page(s) failed: ${errnoNameOf(e)}`);
+      }
+      this.mapRun(job, i, j);
+    }
   }
 
   /** mmap of the privcmd fd itself: the VMA a foreign map is made in. */
