@@ -165,6 +165,19 @@ describe('populate_physmap on the mock, in Xen\'s order', () => {
     xc.close();
   });
 
+  it('the raw API hands back Xen\'s short count as the result, issued once (no EFAULT, so no retry)', async () => {
+    const { hv, xc } = await mockHandle();
+    hv.addDomain({ domid: 4, hvm: true, maxPages: 16 });
+    hv.faults.inject({ op: 'memory_op.populate_physmap', direction: 'in', nth: 3 });
+    const list = xc.allocBuffer(24);
+    [5n, 6n, 7n].forEach((g, i) => list.view().setBigUint64(i * 8, g, true));
+    const res = xc.allocBuffer(structs.xen_memory_reservation.size);
+    encode(structs.xen_memory_reservation, res.view(), 0, { extent_start: list.address, nr_extents: 3n, extent_order: 0, mem_flags: 0, domid: 4 });
+    assert.equal(await xc.hypercall(HYPERCALL.memory_op, [XENMEM.populate_physmap, res.address]), 1n);
+    assert.equal(hv.history.calls('memory_op.populate_physmap').length, 1);
+    xc.close();
+  });
+
   it('a continuation re-reads the struct; a fault there returns the progress, and the caller resumes', async () => {
     const { hv, xc } = await mockHandle({ memopExtentsPerSlice: 2 });
     const d = hv.addDomain({ domid: 4, hvm: true, maxPages: 16 });
