@@ -20,7 +20,11 @@
 //   the ioctl returns -ENOENT when any page was paged out, after writing every page's error. A
 //   paged-out page is retried by re-issuing the ioctl for runs of -ENOENT pages only (a VMA already
 //   in use accepts a range only where nothing is mapped yet), after usleep(100), as
-//   libxenforeignmemory does. A page that stayed unmapped faults with SIGBUS (privcmd_fault).
+//   libxenforeignmemory does. A page that stayed unmapped faults with SIGBUS (privcmd_fault),
+//   and privcmd refuses to split its VMA (munmap or MAP_FIXED over part of it: EINVAL, ENOMEM,
+//   measured on the Debian 6.1 dom0), so failed pages become zero pages by rebuilding the map
+//   (mapRun). No chunking: the kernel takes any num, copying the list into its own pages and
+//   issuing mmu_update in batches of 16 (arch/x86/xen/mmu_pv.c xen_remap_pfn) itself.
 
 import { createRequire } from 'node:module';
 import type { Backend, BackendPages } from '../backend.js';

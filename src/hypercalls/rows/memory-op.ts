@@ -74,6 +74,9 @@ export const MEMORY_OP_ROWS = [
     source: [DO_MEMORY_OP, { file: 'xen/common/memory.c', function: 'decrease_reservation' }],
     verified: true,
   }),
+  // xen/common/memory.c at RELEASE-4.17.7: do_memory_op's reservation case lines 1404-1475 (the
+  // struct copy and every early exit return start_extent), populate_physmap lines 157-311 (per
+  // extent: preemption check, gpfn copy-in, allocation, guest_physmap_add_page, PV MFN copy-out).
   defineRow({
     name: 'memory_op.populate_physmap',
     hypercall: 'memory_op',
