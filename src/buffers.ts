@@ -16,6 +16,9 @@ export class HypercallBuffer {
 
   /** @internal */
   constructor(mem: BackendPages, size: number) {
+    if (mem === null || typeof mem !== 'object' || typeof mem.address !== 'bigint') {
+      throw new ValidationError('mem', 'a HypercallBuffer comes from xc.allocBuffer(); it cannot be made directly');
+    }
     this.mem = mem;
     this.address = mem.address;
     this.size = size;
@@ -37,20 +40,27 @@ export class HypercallBuffer {
     return new DataView(b.buffer, b.byteOffset, this.size);
   }
 
-  /** Copies `data` in at `offset`. */
+  /** Copies `data` (bytes: a Uint8Array or Buffer) in at `offset`. */
   write(data: Uint8Array, offset = 0): void {
-    if (offset < 0 || offset + data.length > this.size) {
-      throw new XencallError(ErrorCodes.VALIDATION, `write of ${data.length} bytes at ${offset} overruns a ${this.size}-byte buffer`);
-    }
+    // Uint8Array.set() would take a string or an array of anything, coercing each element.
+    if (!(data instanceof Uint8Array)) throw new ValidationError('data', `must be a Uint8Array (or Buffer), got ${describeValue(data)}`);
+    this.checkRange('offset', offset, 'data', data.length, 'write');
     this.live().bytes.set(data, offset);
   }
 
   /** Copies `length` bytes out from `offset`. */
   read(offset = 0, length = this.size - offset): Uint8Array {
-    if (offset < 0 || length < 0 || offset + length > this.size) {
-      throw new XencallError(ErrorCodes.VALIDATION, `read of ${length} bytes at ${offset} overruns a ${this.size}-byte buffer`);
-    }
+    this.checkRange('offset', offset, 'length', length, 'read');
     return this.live().bytes.slice(offset, offset + length);
+  }
+
+  private checkRange(offsetField: string, offset: unknown, lengthField: string, length: unknown, what: string): void {
+    if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0 || offset > this.size) {
+      throw new ValidationError(offsetField, `must be an integer from 0 to ${this.size}, got ${describeValue(offset)}`);
+    }
+    if (typeof length !== 'number' || !Number.isInteger(length) || length < 0 || offset + length > this.size) {
+      throw new ValidationError(lengthField, `a ${what} of ${describeValue(length)} bytes at ${offset} overruns a ${this.size}-byte buffer`);
+    }
   }
 
   /** @internal */
@@ -91,7 +101,8 @@ export class BufferPool {
   free(buf: HypercallBuffer): void {
     const mem = buf.mem;
     if (!mem || this.live.get(buf.address) !== buf) {
-      throw new XencallError(ErrorCodes.BUFFER_FREED, `hypercall buffer at 0x${buf.address.toString(16)} was already freed`);
+      const why = mem ? 'is not a live buffer of this handle' : 'was already freed';
+      throw new XencallError(ErrorCodes.BUFFER_FREED, `hypercall buffer at 0x${buf.address.toString(16)} ${why}`);
     }
     buf.mem = null;
     this.live.delete(buf.address);

@@ -142,6 +142,11 @@ export function describeErrno(errno: number): string {
   return byNumber.get(errno)?.desc ?? 'unknown error';
 }
 
+/** Whether `name` is an errno name in Xen's errno.h ("EFAULT"). */
+export function isErrnoName(name: string): boolean {
+  return byName.has(name);
+}
+
 /** 14 for "EFAULT". Throws for names that are not in Xen's errno.h. */
 export function errnoNumber(name: string): number {
   const n = byName.get(name);

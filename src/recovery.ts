@@ -4,11 +4,13 @@
 // Each works through the typed calls, so its own reads are retried where the table says they
 // may be, and each runs on the mock as on Xen.
 
-import type { HypercallBuffer } from './buffers.js';
-import { ErrorCodes, HypercallError, ValidationError } from './errors.js';
+import { HypercallBuffer } from './buffers.js';
+import { ErrorCodes, HypercallError, ValidationError, describeValue } from './errors.js';
+import { DOMID } from './hypercalls/numbers.js';
 import { bytesToUuid, domainHandle } from './hypercalls/schemas.js';
+import { integerIn, optionalIntegerIn, requiredBag } from './input.js';
 import type { DomainInfo } from './ops/domctl.js';
-import type { Xencall } from './xencall.js';
+import { Xencall } from './xencall.js';
 
 /**
  * The domains whose handle is `handle` (a UUID string or 16 bytes), in domid order, found by
@@ -19,6 +21,7 @@ import type { Xencall } from './xencall.js';
  * the one domain found or destroy it. More than one means the handle was not unique.
  */
 export async function findDomainByHandle(xc: Xencall, handle: string | Uint8Array): Promise<DomainInfo[]> {
+  checkHandle(xc);
   const parsed = domainHandle.safeParse(handle);
   if (!parsed.success) throw new ValidationError('handle', 'must be a UUID string or 16 bytes');
   const want = bytesToUuid(parsed.data);
@@ -49,22 +52,41 @@ export interface LeakedPortsOptions {
  * consumes (-EACCES) are skipped.
  */
 export async function findLeakedPorts(xc: Xencall, options: LeakedPortsOptions): Promise<number[]> {
-  const known = new Set(options.known ?? []);
-  const max = options.maxPort ?? Infinity;
+  checkHandle(xc);
+  const o = requiredBag('options', options);
+  const dom = integerIn('dom', o.dom, 0, DOMID.SELF);
+  const remoteDom = integerIn('remote_dom', o.remote_dom, 0, DOMID.FIRST_RESERVED - 1);
+  const max = optionalIntegerIn('maxPort', o.maxPort, 0, 0xffffffff) ?? Infinity;
+  const known = knownPorts(o.known);
   const leaked: number[] = [];
   // Port 0 is reserved (ECS_RESERVED) and never handed out.
   for (let port = 1; port <= max; port++) {
     let s;
     try {
-      s = await xc.event_channel_op.status({ dom: options.dom, port });
+      s = await xc.event_channel_op.status({ dom, port });
     } catch (e) {
       if (e instanceof HypercallError && e.code === ErrorCodes.HYPERCALL && e.errnoName === 'EINVAL') break;
       if (e instanceof HypercallError && e.code === ErrorCodes.HYPERCALL && e.errnoName === 'EACCES') continue;
       throw e;
     }
-    if (s.status === 'unbound' && s.remote_dom === options.remote_dom && !known.has(port)) leaked.push(port);
+    if (s.status === 'unbound' && s.remote_dom === remoteDom && !known.has(port)) leaked.push(port);
   }
   return leaked;
+}
+
+/** `known` as a set of port numbers; anything but an iterable of integers is refused. */
+function knownPorts(known: unknown): Set<number> {
+  if (known === undefined) return new Set();
+  if (known === null || typeof (known as Iterable<unknown>)[Symbol.iterator] !== 'function' || typeof known === 'string') {
+    throw new ValidationError('known', `must be an iterable of port numbers (an array or a Set), got ${describeValue(known)}`);
+  }
+  const out = new Set<number>();
+  for (const p of known as Iterable<unknown>) out.add(integerIn('known', p, 0, 0xffffffff));
+  return out;
+}
+
+function checkHandle(xc: unknown): void {
+  if (!(xc instanceof Xencall)) throw new ValidationError('xc', `must be a handle from open(), got ${describeValue(xc)}`);
 }
 
 export interface ConsoleRecoveryOptions {
@@ -104,8 +126,12 @@ export interface RecoveredConsole {
  * the text is still in the ring. Any other error is thrown again, unchanged.
  */
 export async function recoverConsole(xc: Xencall, err: unknown, options: ConsoleRecoveryOptions): Promise<RecoveredConsole> {
+  checkHandle(xc);
+  const o = requiredBag('options', options);
+  if (!(o.buffer instanceof HypercallBuffer)) throw new ValidationError('buffer', `must be the HypercallBuffer the failed read used, got ${describeValue(o.buffer)}`);
+  const index = optionalIntegerIn('index', o.index, 0, 0xffffffff);
   if (!(err instanceof HypercallError) || err.opName !== 'sysctl.readconsole' || err.errnoName !== 'EFAULT') throw err;
-  const { buffer } = options;
+  const { buffer } = o;
   if (buffer.freed) throw new ValidationError('buffer', 'the buffer of the failed read was freed: its text is gone');
   // A non-clearing one-byte read starts at the consumer index: index - count is where it is.
   const probe = await xc.sysctl.readconsole({ size: 1 });
@@ -115,9 +141,9 @@ export async function recoverConsole(xc: Xencall, err: unknown, options: Console
   const filled = nul === -1 ? held.length : nul;
   let length: number;
   let exact = false;
-  if (options.index !== undefined) {
+  if (index !== undefined) {
     // Ring indexes are free-running u32s: the signed distance says whether the ring moved past it.
-    const moved = (cons - options.index) | 0;
+    const moved = (cons - index) | 0;
     length = Math.max(0, Math.min(moved, filled));
     exact = true;
   } else {

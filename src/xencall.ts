@@ -3,8 +3,10 @@
 // backend-agnostic: validation, classification, pristine inputs and retry sit above the Backend.
 
 import type { Backend } from './backend.js';
-import { BufferPool, type HypercallBuffer } from './buffers.js';
+import { openPrivcmd } from './backends/privcmd.js';
+import { BufferPool, HypercallBuffer } from './buffers.js';
 import { ErrorCodes, ValidationError, XencallError, describeValue } from './errors.js';
+import { callSignal, checkBackend, optionBag, optionalFunction } from './input.js';
 import { handleOffsets, type StructLayout } from './layout.js';
 import { XEN_PAGE_SIZE } from './hypercalls/numbers.js';
 import { classify } from './hypercalls/table.js';
@@ -37,14 +39,40 @@ export interface CallOptions {
 export type ArgValue = number | bigint;
 
 /** Opens a handle; the promise API's entry point. */
-export async function open(options: OpenOptions = {}): Promise<Xencall> {
-  const backend = options.backend ?? (await import('./backends/privcmd.js')).openPrivcmd();
-  return new Xencall(backend, options);
+export async function open(options?: OpenOptions): Promise<Xencall> {
+  return openSync(options);
 }
 
 /** Opens a handle synchronously (the backend, if not given, is the privcmd one). */
-export function openSync(options: OpenOptions & { backend: Backend }): Xencall {
-  return new Xencall(options.backend, options);
+export function openSync(options?: OpenOptions): Xencall {
+  // Every option is checked before a privcmd node is opened, so a bad one leaks no fd.
+  const o = handleOptions(options);
+  return new Xencall(o.backend ?? openPrivcmd(), options);
+}
+
+interface HandleOptions {
+  readonly backend: Backend | undefined;
+  readonly policy: RetryPolicy;
+  readonly sleepSync: ((ms: number) => void) | undefined;
+  readonly sleepAsync: ((ms: number, signal?: AbortSignal) => Promise<void>) | undefined;
+}
+
+/** Validates open()'s options as a whole: each bad field is a ValidationError naming it. */
+function handleOptions(options: OpenOptions | undefined): HandleOptions {
+  const o = optionBag('options', options);
+  const backend = o.backend === undefined ? undefined : checkBackend('backend', o.backend);
+  const flags = o.flags ?? 0;
+  // Checked as a number, not with `&`: bitwise operators cut to 32 bits, so 2^32 would pass as 0.
+  if (typeof flags !== 'number' || !Number.isInteger(flags) || flags < 0 || flags > KNOWN_FLAGS || (flags & ~KNOWN_FLAGS) !== 0) {
+    throw new ValidationError('flags', `unknown open flags ${describeValue(flags)} (known: XENCALL_OPENFLAG_NON_REENTRANT = 1)`);
+  }
+  const sleep = optionBag('sleep', o.sleep);
+  return {
+    backend,
+    policy: resolvePolicy(o.retry),
+    sleepSync: optionalFunction('sleep.sync', sleep.sync),
+    sleepAsync: optionalFunction('sleep.async', sleep.async),
+  };
 }
 
 export class Xencall {
@@ -68,16 +96,13 @@ export class Xencall {
   private readonly sleepSync: (ms: number) => void;
   private readonly sleepAsync: ((ms: number, signal?: AbortSignal) => Promise<void>) | undefined;
 
-  constructor(backend: Backend, options: OpenOptions = {}) {
-    const flags = options.flags ?? 0;
-    if (!Number.isInteger(flags) || flags < 0 || (flags & ~KNOWN_FLAGS) !== 0) {
-      throw new ValidationError('flags', `unknown open flags ${describeValue(flags)} (known: XENCALL_OPENFLAG_NON_REENTRANT = 1)`);
-    }
-    this.backend = backend;
-    this.policy = resolvePolicy(options.retry);
+  constructor(backend: Backend, options?: OpenOptions) {
+    const o = handleOptions(options);
+    this.backend = checkBackend('backend', backend);
+    this.policy = o.policy;
     this.pool = new BufferPool(backend);
-    this.sleepSync = options.sleep?.sync ?? sleepSync;
-    this.sleepAsync = options.sleep?.async;
+    this.sleepSync = o.sleepSync ?? sleepSync;
+    this.sleepAsync = o.sleepAsync;
     const typed = bindTypedCalls(this);
     this.domctl = typed.async.domctl;
     this.sysctl = typed.async.sysctl;
@@ -144,6 +169,7 @@ export class Xencall {
   /** xencall_free_buffer(). */
   freeBuffer(buf: HypercallBuffer): void {
     this.checkOpen();
+    if (!(buf instanceof HypercallBuffer)) throw new ValidationError('buffer', `must be a HypercallBuffer from allocBuffer(), got ${describeValue(buf)}`);
     this.pool.free(buf);
   }
 
@@ -169,9 +195,10 @@ export class Xencall {
    * call is classified against the table by reading its sub-op from the caller's buffers, and
    * retried after EFAULT only where the table says it is safe.
    */
-  hypercall(op: ArgValue, args: readonly ArgValue[] = [], options: CallOptions = {}): Promise<bigint> {
+  hypercall(op: ArgValue, args: readonly ArgValue[] = [], options?: CallOptions): Promise<bigint> {
     try {
-      return this.runAsync(runHypercall(this.rawPlan(op, args), this.env(options.signal)), options.signal);
+      const signal = callSignal(options);
+      return this.runAsync(runHypercall(this.rawPlan(op, args), this.env(signal)), signal);
     } catch (e) {
       return Promise.reject(e);
     }

@@ -9,6 +9,7 @@ import { HVM_OP_OPS } from './hvm.js';
 import { parseArgs, type OpCtx, type TypedOp } from './helpers.js';
 import type { Program } from '../retry/runner.js';
 import type { GfnList } from '../foreign-memory.js';
+import { callSignal } from '../input.js';
 
 export const TYPED_OPS = {
   domctl: DOMCTL_OPS,
@@ -63,11 +64,12 @@ export function bindTypedCalls(xc: Xencall): { async: TypedCalls; sync: TypedCal
               xc.checkOpen();
               return xc.runSync(v.run(ctx(), parseArgs(v, args), v.row));
             }
-          : (args?: unknown, options: CallOptions = {}) => {
+          : (args?: unknown, options?: CallOptions) => {
               try {
                 xc.checkOpen();
+                const signal = callSignal(options);
                 const parsed = parseArgs(v, args);
-                return xc.runAsync(v.run(ctx(options.signal), parsed, v.row), options.signal);
+                return xc.runAsync(v.run(ctx(signal), parsed, v.row), signal);
               } catch (e) {
                 return Promise.reject(e);
               }

@@ -2,7 +2,8 @@
 // No I/O, no clock, no state: the runner does the waiting and the restoring; tests and
 // property tests call this directly.
 
-import { ValidationError, errnoNameOf } from '../errors.js';
+import { ValidationError, describeValue, errnoNameOf, isErrnoName } from '../errors.js';
+import { optionBag } from '../input.js';
 import { verdictFor, type Row } from '../hypercalls/row.js';
 
 export interface RetryPolicy {
@@ -108,12 +109,22 @@ export function mayRetry(row: Row | undefined, args: Record<string, unknown> | u
 
 /** Validates and fills a partial policy. */
 export function resolvePolicy(p: Partial<RetryPolicy> | undefined): RetryPolicy {
-  const out = { ...DEFAULT_RETRY_POLICY, ...p };
-  if (!Number.isInteger(out.maxAttempts) || out.maxAttempts < 1 || out.maxAttempts > 100) {
-    throw new ValidationError('retry.maxAttempts', `must be an integer from 1 to 100, got ${out.maxAttempts}`);
+  const given = optionBag('retry', p);
+  // A misspelt key would otherwise be ignored and its default silently used.
+  for (const k of Object.keys(given)) {
+    if (!Object.hasOwn(DEFAULT_RETRY_POLICY, k)) throw new ValidationError(`retry.${k}`, `is not a retry policy option (${Object.keys(DEFAULT_RETRY_POLICY).join(', ')})`);
+  }
+  const out = { ...DEFAULT_RETRY_POLICY, ...given };
+  if (typeof out.maxAttempts !== 'number' || !Number.isInteger(out.maxAttempts) || out.maxAttempts < 1 || out.maxAttempts > 100) {
+    throw new ValidationError('retry.maxAttempts', `must be an integer from 1 to 100, got ${describeValue(out.maxAttempts)}`);
   }
   for (const k of ['initialDelayMs', 'maxDelayMs', 'backoffFactor'] as const) {
-    if (!Number.isFinite(out[k]) || out[k] < 0) throw new ValidationError(`retry.${k}`, 'must be a finite number >= 0');
+    if (typeof out[k] !== 'number' || !Number.isFinite(out[k]) || out[k] < 0) throw new ValidationError(`retry.${k}`, `must be a finite number >= 0, got ${describeValue(out[k])}`);
+  }
+  // A string is iterable too: 'EFAULT' would become ['E', 'F', ...] and match nothing.
+  if (!Array.isArray(out.retryOn)) throw new ValidationError('retry.retryOn', `must be an array of errno names such as ["EFAULT"], got ${describeValue(out.retryOn)}`);
+  for (const name of out.retryOn as unknown[]) {
+    if (typeof name !== 'string' || !isErrnoName(name)) throw new ValidationError('retry.retryOn', `${describeValue(name)} is not an errno name in Xen's errno.h`);
   }
   return Object.freeze({ ...out, retryOn: Object.freeze([...out.retryOn]) });
 }

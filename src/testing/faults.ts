@@ -5,6 +5,8 @@
 //
 // Rules are matched in the order they were added; every decision is deterministic for a seed.
 
+import { ErrorCodes, ValidationError, XencallError, describeValue } from '../errors.js';
+import { optionalIntegerIn, requiredBag } from '../input.js';
 import { xorshift32 } from './random.js';
 
 export type CopyDirection = 'in' | 'out';
@@ -70,11 +72,14 @@ export class FaultRule {
   private readonly bufferAddress: bigint | undefined;
 
   constructor(spec: FaultRuleSpec, index: number) {
-    if (spec.nth !== undefined && (!Number.isInteger(spec.nth) || spec.nth < 1)) throw new RangeError('fault rule nth must be an integer >= 1');
-    if (spec.times !== undefined && !(spec.times === Infinity || (Number.isInteger(spec.times) && spec.times >= 1))) {
-      throw new RangeError('fault rule times must be an integer >= 1 or Infinity');
+    checkMatchFields(spec);
+    optionalIntegerIn('fault.nth', spec.nth, 1, Number.MAX_SAFE_INTEGER);
+    if (spec.times !== undefined && spec.times !== Infinity) optionalIntegerIn('fault.times', spec.times, 1, Number.MAX_SAFE_INTEGER);
+    optionalIntegerIn('fault.page', spec.page, 0, Number.MAX_SAFE_INTEGER);
+    if (spec.page !== undefined && spec.buffer === undefined) throw new ValidationError('fault.page', 'a page is a page of a buffer: give `buffer` too');
+    if (spec.buffer !== undefined && typeof spec.buffer !== 'bigint' && typeof (spec.buffer as { address?: unknown } | null)?.address !== 'bigint') {
+      throw new ValidationError('fault.buffer', `must be a buffer address (bigint) or a buffer, got ${describeValue(spec.buffer)}`);
     }
-    if (spec.page !== undefined && spec.buffer === undefined) throw new RangeError('fault rule page needs a buffer');
     this.spec = spec;
     this.bufferAddress = spec.buffer === undefined ? undefined : typeof spec.buffer === 'bigint' ? spec.buffer : spec.buffer.address;
     this.label = spec.label ?? describe(spec, index);
@@ -102,8 +107,12 @@ class RandomRule {
   fired = 0;
   private readonly next: () => number;
   constructor(private readonly spec: RandomFaultSpec) {
-    if (!(spec.rate >= 0 && spec.rate <= 1)) throw new RangeError('random fault rate must be within 0..1');
-    if (!Number.isInteger(spec.seed)) throw new RangeError('random fault seed must be an integer');
+    checkMatchFields(spec);
+    if (typeof spec.rate !== 'number' || !(spec.rate >= 0 && spec.rate <= 1)) throw new ValidationError('fault.rate', `must be a probability from 0 to 1, got ${describeValue(spec.rate)}`);
+    // The generator is 32-bit: a larger seed would be cut and two seeds would give the same faults.
+    if (typeof spec.seed !== 'number' || !Number.isInteger(spec.seed) || spec.seed < -(2 ** 31) || spec.seed > 0xffffffff) {
+      throw new ValidationError('fault.seed', `must be a 32-bit integer, got ${describeValue(spec.seed)}`);
+    }
     this.next = xorshift32(spec.seed);
     this.label = spec.label ?? `random(rate=${spec.rate}, seed=${spec.seed}${spec.op ? `, op=${spec.op}` : ''}${spec.direction && spec.direction !== 'any' ? `, ${spec.direction}` : ''})`;
   }
@@ -115,6 +124,15 @@ class RandomRule {
     const span = c.lastPage - c.firstPage + 1;
     return { rule: this.label, page: c.firstPage + Math.floor(this.next() * span) };
   }
+}
+
+/** The fields every rule matches on: direction, op and label. */
+function checkMatchFields(spec: { direction?: unknown; op?: unknown; label?: unknown }): void {
+  if (spec.direction !== undefined && spec.direction !== 'in' && spec.direction !== 'out' && spec.direction !== 'any') {
+    throw new ValidationError('fault.direction', `must be 'in', 'out' or 'any', got ${describeValue(spec.direction)}`);
+  }
+  if (spec.op !== undefined && typeof spec.op !== 'string') throw new ValidationError('fault.op', `must be a row or hypercall name, got ${describeValue(spec.op)}`);
+  if (spec.label !== undefined && typeof spec.label !== 'string') throw new ValidationError('fault.label', `must be a string, got ${describeValue(spec.label)}`);
 }
 
 function matches(spec: { direction?: CopyDirection | 'any'; op?: string }, c: CopyAttempt): boolean {
@@ -141,14 +159,15 @@ export class FaultPlan {
 
   /** Adds a deterministic rule; returns it so a test can read `fired`. */
   inject(spec: FaultRuleSpec = {}): FaultRule {
-    const r = new FaultRule(spec, this.added++);
+    const r = new FaultRule(requiredBag('fault', spec), this.added);
+    this.added++;
     this.rules.push(r);
     return r;
   }
 
   /** Adds a seeded random rule: each matching copy fails with probability `rate`. */
   random(spec: RandomFaultSpec): { readonly label: string; readonly fired: number } {
-    const r = new RandomRule(spec);
+    const r = new RandomRule(requiredBag('fault', spec));
     this.rules.push(r);
     return r;
   }
@@ -166,7 +185,7 @@ export class FaultPlan {
   /** Throws when a deterministic rule never fired: the scenario did not do what the test meant. */
   assertAllFired(): void {
     const p = this.pending();
-    if (p.length) throw new Error(`fault rules that never fired: ${p.map((r) => r.label).join('; ')}`);
+    if (p.length) throw new XencallError(ErrorCodes.MOCK_STRICT, `fault rules that never fired: ${p.map((r) => r.label).join('; ')}`);
   }
 
   /** @internal Consulted by the mock on every copy. */

@@ -3,7 +3,8 @@
 // copy-in, check, act, copy-out. MockBackend connects a Xencall handle to it.
 
 import type { Backend, BackendForeignMap, BackendPages } from '../backend.js';
-import { ErrorCodes, HypercallError, XencallError, errnoNumber } from '../errors.js';
+import { ErrorCodes, HypercallError, ValidationError, XencallError, describeValue, errnoNumber } from '../errors.js';
+import { integerIn, optionBag, optionalIntegerIn, requiredBag } from '../input.js';
 import { DOMID, XENMEM_RESOURCE, XENMEM_RESOURCE_GRANT_TABLE_ID, XEN_PAGE_SIZE } from '../hypercalls/numbers.js';
 import { CallHistory } from './history.js';
 import { FaultPlan, type CopyDirection } from './faults.js';
@@ -81,7 +82,8 @@ export class MockHypervisor {
   private readonly mappings = new Map<bigint, Mapping>();
   private nextAddress = MOCK_BUFFER_BASE;
 
-  constructor(options: MockHypervisorOptions = {}) {
+  constructor(options?: MockHypervisorOptions) {
+    options = checkOptions(options);
     this.strict = options.strict ?? false;
     this.buffersNeverFaultMode = options.buffersNeverFault ?? false;
     this.version = {
@@ -94,10 +96,6 @@ export class MockHypervisor {
     this.nrCpus = options.nrCpus ?? 4;
     this.totalPages = options.totalPages ?? 1 << 20;
     this.maxRamPage = options.maxRamPage ?? 0x1_2345_6789n;
-    if ('logDirtyChunksPerSlice' in options) {
-      // It preempted between leaves, where Xen never does; the option is gone rather than kept wrong.
-      throw new RangeError("logDirtyChunksPerSlice is gone: Xen preempts log-dirty ops only after each node of 512 leaves; use preempt: 'always' | 'never' | { rate, seed }");
-    }
     this.preemptCheck = preemptChecker(options.preempt ?? DEFAULT_PREEMPT);
     this.memopExtentsPerSlice = options.memopExtentsPerSlice ?? Infinity;
     if (!(this.memopExtentsPerSlice >= 1)) throw new RangeError('memopExtentsPerSlice must be >= 1');
@@ -119,8 +117,8 @@ export class MockHypervisor {
 
   /** Adds a domain directly (test setup, no hypercall, no history). */
   addDomain(spec: DomainSpec): MockDomain {
-    if (this.domains.has(spec.domid)) throw new Error(`domain ${spec.domid} already exists in the mock`);
-    if (spec.domid < 0 || spec.domid >= DOMID.FIRST_RESERVED) throw new RangeError(`domid ${spec.domid} is reserved`);
+    checkDomainSpec(spec);
+    if (this.domains.has(spec.domid)) throw new ValidationError('domid', `domain ${spec.domid} already exists in the mock`);
     const d = new MockDomain(spec);
     this.domains.set(d.domid, d);
     return d;
@@ -379,6 +377,39 @@ class MockForeignMap implements BackendForeignMap {
   page(i: number): Uint8Array {
     return this.bytes.subarray(i * XEN_PAGE_SIZE, (i + 1) * XEN_PAGE_SIZE);
   }
+}
+
+/** The constructor's options, each checked so a typo'd value fails here and not mid-test. */
+function checkOptions(options: MockHypervisorOptions | undefined): MockHypervisorOptions {
+  const o = optionBag('options', options);
+  for (const k of ['strict', 'buffersNeverFault'] as const) {
+    if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new ValidationError(k, `must be a boolean, got ${describeValue(o[k])}`);
+  }
+  optionalIntegerIn('nrCpus', o.nrCpus, 1, 4095);
+  optionalIntegerIn('totalPages', o.totalPages, 1, Number.MAX_SAFE_INTEGER);
+  optionalIntegerIn('consoleSize', o.consoleSize, 1, 1 << 30);
+  if (o.consoleSize !== undefined && (o.consoleSize & (o.consoleSize - 1)) !== 0) throw new ValidationError('consoleSize', 'must be a power of two');
+  if (o.maxRamPage !== undefined && (typeof o.maxRamPage !== 'bigint' || o.maxRamPage < 0n)) throw new ValidationError('maxRamPage', `must be a bigint >= 0, got ${describeValue(o.maxRamPage)}`);
+  if (o.consoleText !== undefined && typeof o.consoleText !== 'string') throw new ValidationError('consoleText', `must be a string, got ${describeValue(o.consoleText)}`);
+  if (Object.hasOwn(o, 'logDirtyChunksPerSlice')) {
+    // It preempted between leaves, where Xen never does; the option is gone rather than kept wrong.
+    throw new ValidationError('logDirtyChunksPerSlice', "is gone: Xen preempts log-dirty ops only after each node of 512 leaves; use preempt: 'always' | 'never' | { rate, seed }");
+  }
+  optionBag('version', o.version);
+  if (o.dom0 !== undefined) checkDomainSpec({ domid: 0, ...optionBag('dom0', o.dom0) }, 'dom0.');
+  return o;
+}
+
+/** A domain spec for addDomain() (or dom0's overrides): ids, counts and sizes in range. */
+function checkDomainSpec(spec: DomainSpec, prefix = ''): void {
+  const s = requiredBag('spec', spec);
+  if (!prefix) integerIn('domid', s.domid, 1, DOMID.FIRST_RESERVED - 1);
+  optionalIntegerIn(`${prefix}totPages`, s.totPages, 0, 1 << 30);
+  optionalIntegerIn(`${prefix}maxPages`, s.maxPages, 0, Number.MAX_SAFE_INTEGER);
+  const maxVcpus = optionalIntegerIn(`${prefix}maxVcpus`, s.maxVcpus, 0, 4096) ?? 1;
+  optionalIntegerIn(`${prefix}onlineVcpus`, s.onlineVcpus, 0, maxVcpus);
+  optionalIntegerIn(`${prefix}memoryPageBytes`, s.memoryPageBytes, 1, 4096);
+  if (s.handle !== undefined && !(s.handle instanceof Uint8Array && s.handle.length === 16)) throw new ValidationError(`${prefix}handle`, 'must be 16 bytes (a Uint8Array)');
 }
 
 /** A Backend on the mock hypervisor. */

@@ -5,6 +5,7 @@
 //
 // Citations are to xen-project/xen at RELEASE-4.17.7.
 
+import { ValidationError } from '../errors.js';
 import { xorshift32 } from './random.js';
 
 /** One log-dirty leaf: a PAGE_SIZE page of bitmap (paging_log_dirty_op copies one per step). */
@@ -49,7 +50,7 @@ export function preemptChecker(policy: PreemptPolicy): (site: PreemptSite) => bo
     const rate = policy.rate;
     return () => rand() < rate;
   }
-  throw new RangeError("preempt must be 'never', 'always', { rate: 0..1, seed: integer } or a function of the preemption site");
+  throw new ValidationError('preempt', "must be 'never', 'always', { rate: 0..1, seed: integer } or a function of the preemption site");
 }
 
 /** d->arch.paging.preempt: a CLEAN/PEEK/OFF stopped at a preemption point, waiting for hypercall 49. */
