@@ -66,8 +66,14 @@ export interface Backend {
    * The same as hypercall(), run off the calling thread where the backend can (privcmd runs it on
    * a worker thread so a long hypercall does not block the event loop; errno is captured on that
    * thread). Optional: callers fall back to hypercall().
+   *
+   * Any number of calls may be in flight: where the backend can run only so many at once, the
+   * rest wait in order and every one settles, with Xen's result or a XencallError, never another
+   * error. A waiting call is not yet issued: when `cancel` fires first it rejects with the
+   * signal's reason if that is a XencallError (else XEN_ERR_ABORTED) and never reaches Xen, and
+   * close() rejects it with XEN_ERR_CLOSED. A call already issued always runs to its end.
    */
-  hypercallAsync?(op: number, args: readonly bigint[]): Promise<bigint>;
+  hypercallAsync?(op: number, args: readonly bigint[], cancel?: AbortSignal): Promise<bigint>;
 
   /**
    * Allocates `pages` whole pages (>= 1) usable as hypercall buffers, zero-filled and touched.
@@ -127,6 +133,11 @@ export interface Backend {
    */
   unmapForeign?(m: BackendForeignMap): void;
 
-  /** Closes the handle. Idempotent. Buffers still allocated are freed, foreign maps unmapped. */
+  /**
+   * Closes the handle. Idempotent. Buffers still allocated are freed, foreign maps unmapped and
+   * the fds closed, but not under a hypercall already issued through hypercallAsync(): Xen may
+   * still write into its buffers, so they and the fds are released when the last such call ends.
+   * Calls still waiting to be issued reject with XEN_ERR_CLOSED.
+   */
   close(): void;
 }

@@ -162,6 +162,14 @@ export function isErrorResult(result: bigint): boolean {
   return result < 0n && result >= -4095n;
 }
 
+/**
+ * Why a hypercall that was waiting to be issued never was: its cancel signal's reason when that
+ * is already typed (XEN_ERR_CLOSED from a closing handle), else XEN_ERR_ABORTED.
+ */
+export function notIssued(reason: unknown): XencallError {
+  return reason instanceof XencallError ? reason : new XencallError(ErrorCodes.ABORTED, 'aborted before the hypercall was issued', { cause: reason });
+}
+
 /** A short description of any value, even one whose toString throws. */
 export function describeValue(v: unknown): string {
   if (typeof v === 'bigint') return `${v}n`;

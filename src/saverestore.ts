@@ -25,7 +25,8 @@ import { rowByName } from './hypercalls/table.js';
 import type { Row } from './hypercalls/row.js';
 import type { OpCtx } from './ops/helpers.js';
 import { finishPending, shadowOpCall, type LogDirtyRequest } from './ops/log-dirty.js';
-import type { Program } from './retry/runner.js';
+import { requiredBag, signalOf } from './input.js';
+import { abortedBeforeStart, type Program } from './retry/runner.js';
 import type { Xencall } from './xencall.js';
 
 export type CleanStrategy =
@@ -100,6 +101,8 @@ export interface MigrationReport {
  */
 export async function liveMigrate(xc: Xencall, options: LiveMigrationOptions): Promise<MigrationReport> {
   const o = validate(options);
+  // Checked before log-dirty mode is switched on: a fired signal issues nothing at all.
+  if (o.signal?.aborted) throw abortedBeforeStart(o.signal);
   const ctx: OpCtx = { pool: xc.pool, env: xc.env(o.signal) };
   const bytes = Math.ceil(o.pages / 8);
   const bitmap = xc.allocBuffer(bytes);
@@ -281,7 +284,9 @@ function bitsToGfns(bits: Uint8Array, pages: number): number[] {
 
 type Options = Required<Omit<LiveMigrationOptions, 'onRound' | 'onTick' | 'signal'>> & Pick<LiveMigrationOptions, 'onRound' | 'onTick' | 'signal'>;
 
-function validate(o: LiveMigrationOptions): Options {
+function validate(options: LiveMigrationOptions): Options {
+  const o = requiredBag('options', options);
+  signalOf('signal', o.signal);
   const int = (name: string, v: unknown, min: number, max: number) => {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ValidationError(name, `must be an integer from ${min} to ${max}`);
   };

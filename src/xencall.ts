@@ -11,7 +11,7 @@ import { handleOffsets, type StructLayout } from './layout.js';
 import { XEN_PAGE_SIZE } from './hypercalls/numbers.js';
 import { classify } from './hypercalls/table.js';
 import { resolvePolicy, type RetryPolicy } from './retry/decide.js';
-import { driveAsync, driveSync, runHypercall, runHypercallSync, sleepSync, type CallPlan, type Program, type RunEnv, type SyncDriver } from './retry/runner.js';
+import { abortedBeforeStart, driveAsync, driveSync, runHypercall, runHypercallSync, sleepSync, type AsyncDriver, type CallPlan, type Program, type RunEnv, type SyncDriver } from './retry/runner.js';
 import { RetryStats, type OpCounters } from './retry/stats.js';
 import { bindTypedCalls, type TypedCalls, type TypedCallsSync } from './ops/index.js';
 import { ForeignMemory } from './foreign-memory.js';
@@ -93,6 +93,10 @@ export class Xencall {
   /** @internal */ readonly pool: BufferPool;
   /** @internal */ readonly retryStats = new RetryStats();
   private closed = false;
+  /** Promise-API calls not yet settled: buffers and the backend are released after the last. */
+  private inflight = 0;
+  /** Aborted by close(): ends backoff waits and cancels hypercalls still queued in the backend. */
+  private readonly closing = new AbortController();
   private readonly sleepSync: (ms: number) => void;
   private readonly sleepAsync: ((ms: number, signal?: AbortSignal) => Promise<void>) | undefined;
 
@@ -142,10 +146,22 @@ export class Xencall {
     return this.backend.restricted ?? null;
   }
 
-  /** Closes the handle, unmaps every foreign mapping and frees every buffer. Idempotent. */
+  /**
+   * Closes the handle. Idempotent. New calls fail with XEN_ERR_CLOSED at once. A promise-API call
+   * still in flight either finishes correctly (its hypercall was already issued: the result is
+   * decoded from its buffers, which are freed only after it ends) or rejects with XEN_ERR_CLOSED
+   * (it was waiting to be issued or to be re-issued; nothing more is sent). Foreign mappings,
+   * buffers and the backend are released when the last such call settles, at once when there is
+   * none.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.closing.abort(new XencallError(ErrorCodes.CLOSED, 'the handle was closed'));
+    if (this.inflight === 0) this.release();
+  }
+
+  private release(): void {
     try {
       this.foreignMemory.unmapAll();
       this.pool.drain();
@@ -153,6 +169,10 @@ export class Xencall {
       this.backend.close();
     }
   }
+
+  private readonly settled = (): void => {
+    if (--this.inflight === 0 && this.closed) this.release();
+  };
 
   get isClosed(): boolean {
     return this.closed;
@@ -269,6 +289,7 @@ export class Xencall {
   }
   private plainEnv: RunEnv | undefined;
   private syncDriver: SyncDriver | undefined;
+  private plainDriver: AsyncDriver | undefined;
 
   /** @internal Runs a program synchronously. */
   runSync<T>(program: Program<T>): T {
@@ -276,10 +297,18 @@ export class Xencall {
     return driveSync(program, (this.syncDriver ??= { backend: this.backend, sleep: this.sleepSync }));
   }
 
-  /** @internal Runs a program with the promise driver. */
+  /**
+   * @internal Runs a program with the promise driver. A signal that has already fired stops it
+   * before its first step: nothing is issued.
+   */
   runAsync<T>(program: Program<T>, signal?: AbortSignal): Promise<T> {
     this.checkOpen();
-    return driveAsync(program, { backend: this.backend, sleep: this.sleepAsync, signal });
+    if (signal?.aborted) return Promise.reject(abortedBeforeStart(signal));
+    this.inflight++;
+    const driver = signal
+      ? { backend: this.backend, sleep: this.sleepAsync, signal, closed: this.closing.signal, settled: this.settled }
+      : (this.plainDriver ??= { backend: this.backend, sleep: this.sleepAsync, closed: this.closing.signal, settled: this.settled });
+    return driveAsync(program, driver);
   }
 
   /** @internal */

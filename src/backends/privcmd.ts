@@ -29,7 +29,7 @@
 import { createRequire } from 'node:module';
 import type { Backend, BackendPages } from '../backend.js';
 import type { BackendForeignMap } from '../backend.js';
-import { ErrorCodes, HypercallError, XencallError, errnoNameOf } from '../errors.js';
+import { ErrorCodes, HypercallError, XencallError, errnoNameOf, notIssued } from '../errors.js';
 import { XEN_PAGE_SIZE } from '../hypercalls/numbers.js';
 import { encode } from '../layout.js';
 import { privcmd_mmap_resource, privcmd_mmapbatch_v2 } from '../hypercalls/structs.js';
@@ -161,6 +161,64 @@ function retire(c: Libc, bytes: Uint8Array, address: bigint, len: number): void 
   releaseWhenUnreachable(bytes, address, len);
 }
 
+/**
+ * koffi runs async calls on a fixed number of slots per process (koffi.config().max_async_calls,
+ * 256 by default; it can only be changed before the first library is loaded, which another
+ * koffi user may already have done). A call past the limit makes koffi throw at once. So every
+ * privcmd backend in the process shares one queue: at most that many hypercalls are handed to
+ * koffi, the rest wait in order, and each settles when its turn has come and gone.
+ */
+interface AsyncJob {
+  readonly owner: PrivcmdBackend;
+  /** The struct privcmd_hypercall; the job keeps it alive while a worker thread uses it. */
+  readonly struct: Buffer;
+  readonly resolve: (r: bigint) => void;
+  readonly reject: (e: unknown) => void;
+  readonly cancel: AbortSignal | undefined;
+  onCancel: (() => void) | undefined;
+  state: 'waiting' | 'running' | 'done';
+}
+
+const asyncQueue: AsyncJob[] = [];
+let asyncQueueHead = 0;
+let asyncRunning = 0;
+let asyncLimit = 0;
+/** Set while koffi's slots are held by someone else and a retry is scheduled. */
+let asyncRetryTimer: ReturnType<typeof setTimeout> | undefined;
+
+function enqueueAsync(job: AsyncJob): void {
+  asyncQueue.push(job);
+  pumpAsync();
+}
+
+/** Hands waiting jobs to koffi while slots are free. */
+function pumpAsync(): void {
+  while (asyncQueueHead < asyncQueue.length && asyncRunning < asyncLimit) {
+    const job = asyncQueue[asyncQueueHead]!;
+    if (job.state !== 'waiting') {
+      asyncQueueHead++;
+      continue;
+    }
+    if (!job.owner.startAsync(job)) {
+      // koffi's slots are taken by another koffi user in this process: wait for one of ours to
+      // end, or, with none running, try again shortly.
+      if (asyncRunning === 0 && !asyncRetryTimer) {
+        asyncRetryTimer = setTimeout(() => {
+          asyncRetryTimer = undefined;
+          pumpAsync();
+        }, 1);
+      }
+      break;
+    }
+    asyncQueueHead++;
+  }
+  // Drop the consumed head now and then rather than shifting on every call.
+  if (asyncQueueHead > 1024 && asyncQueueHead * 2 > asyncQueue.length) {
+    asyncQueue.splice(0, asyncQueueHead);
+    asyncQueueHead = 0;
+  }
+}
+
 export interface PrivcmdOptions {
   /** Paths to try, in order (tests point these elsewhere). Default /dev/xen/privcmd, /proc/xen/privcmd. */
   privcmdPaths?: readonly string[];
@@ -240,12 +298,16 @@ export class PrivcmdBackend implements Backend {
   private readonly foreign = new Set<PrivcmdForeignMap>();
   private restrictedTo: number | null = null;
   private closed = false;
-  /** Async hypercalls still running on koffi's worker threads; the fds stay open until they end. */
-  private inflight = 0;
-  private fdsClosed = false;
+  /**
+   * This backend's hypercalls handed to koffi and not yet completed. Xen may still write into
+   * their buffers and the kernel holds the fd, so close() releases both only after the last.
+   */
+  private asyncRunning = 0;
+  private released = false;
 
   constructor(options: PrivcmdOptions = {}) {
     this.c = loadLibc();
+    asyncLimit ||= this.c.koffi.config().max_async_calls ?? 256;
     const paths = options.privcmdPaths ?? PRIVCMD_PATHS;
     let fd = -1;
     let used = '';
@@ -302,25 +364,68 @@ export class PrivcmdBackend implements Backend {
     return BigInt(r);
   }
 
-  hypercallAsync(op: number, args: readonly bigint[]): Promise<bigint> {
+  hypercallAsync(op: number, args: readonly bigint[], cancel?: AbortSignal): Promise<bigint> {
     this.checkOpen();
+    if (cancel?.aborted) return Promise.reject(notIssued(cancel.reason));
     // Each async call gets its own struct: calls may overlap on worker threads.
     const struct = Buffer.alloc(48);
     writeStruct(new DataView(struct.buffer, struct.byteOffset, 48), op, args);
-    this.inflight++;
     return new Promise((resolve, reject) => {
-      this.c.syscall.async(SYS_ioctl, this.fd, IOCTL_PRIVCMD_HYPERCALL, struct, (err, r) => {
+      const job: AsyncJob = { owner: this, struct, resolve, reject, cancel, onCancel: undefined, state: 'waiting' };
+      if (cancel) {
+        job.onCancel = () => this.dropWaiting(job, notIssued(cancel.reason));
+        cancel.addEventListener('abort', job.onCancel, { once: true });
+      }
+      enqueueAsync(job);
+    });
+  }
+
+  /**
+   * @internal Hands a waiting job to koffi. Returns false, leaving the job waiting, when koffi
+   * has no slot free (another koffi user holds them).
+   */
+  startAsync(job: AsyncJob): boolean {
+    try {
+      this.c.syscall.async(SYS_ioctl, this.fd, IOCTL_PRIVCMD_HYPERCALL, job.struct, (err, r) => {
         // koffi (>= 3.2) restores the worker thread's errno around this callback, so it must be
         // read here, first, before anything else runs.
         const errno = this.c.koffi.errno();
-        // The struct is referenced here so it outlives the call on the worker thread.
-        struct[0] = struct[0]!;
-        this.inflight--;
-        if (this.closed && this.inflight === 0) this.closeFds();
-        if (err) reject(err);
-        else resolve(r === -1 || r === -1n ? -BigInt(errno) : BigInt(r));
+        this.endAsync(job);
+        if (err) job.reject(new XencallError(ErrorCodes.BACKEND_UNAVAILABLE, `koffi could not run the hypercall: ${describeError(err)}`, { cause: err }));
+        else job.resolve(r === -1 || r === -1n ? -BigInt(errno) : BigInt(r));
       });
-    });
+    } catch (e) {
+      if (e instanceof Error && /too many asynchronous calls/i.test(e.message)) return false;
+      this.settleWaiting(job);
+      job.reject(new XencallError(ErrorCodes.BACKEND_UNAVAILABLE, `koffi could not start the hypercall: ${describeError(e)}`, { cause: e }));
+      return true;
+    }
+    this.settleWaiting(job);
+    job.state = 'running';
+    this.asyncRunning++;
+    asyncRunning++;
+    return true;
+  }
+
+  /** A job leaves the queue: it no longer listens for its cancel signal. */
+  private settleWaiting(job: AsyncJob): void {
+    job.state = 'done';
+    if (job.onCancel) job.cancel!.removeEventListener('abort', job.onCancel);
+  }
+
+  /** A waiting job that will never be issued (cancelled, or its backend closed). */
+  private dropWaiting(job: AsyncJob, why: XencallError): void {
+    if (job.state !== 'waiting') return;
+    this.settleWaiting(job);
+    job.reject(why);
+  }
+
+  private endAsync(job: AsyncJob): void {
+    job.state = 'done';
+    this.asyncRunning--;
+    asyncRunning--;
+    if (this.closed && this.asyncRunning === 0) this.releaseAll();
+    pumpAsync();
   }
 
   /**
@@ -477,12 +582,26 @@ export class PrivcmdBackend implements Backend {
 
   close(): void {
     if (this.closed) return;
+    this.closed = true;
+    // Calls still waiting were never issued: they end here.
+    const closedError = new XencallError(ErrorCodes.CLOSED, 'the privcmd backend was closed before the hypercall was issued');
+    for (let i = asyncQueueHead; i < asyncQueue.length; i++) {
+      const job = asyncQueue[i]!;
+      if (job.owner === this) this.dropWaiting(job, closedError);
+    }
+    // A hypercall already in the kernel may still write into this backend's buffers, and it
+    // holds the fd number, which a later open() could otherwise reuse under it: the last one to
+    // complete releases both (endAsync).
+    if (this.asyncRunning === 0) this.releaseAll();
+  }
+
+  private releaseAll(): void {
+    if (this.released) return;
+    this.released = true;
     for (const m of [...this.live.values()]) this.release(m);
     for (const m of [...this.foreign]) this.unmapOne(m);
-    this.closed = true;
-    // An async hypercall still in the kernel holds this fd number; closing it now could let a
-    // later open() reuse the number under it. The last completion closes the fds instead.
-    if (this.inflight === 0) this.closeFds();
+    this.c.close(this.fd);
+    if (this.bufFd >= 0) this.c.close(this.bufFd);
   }
 
   private release(mem: BackendPages): void {
@@ -566,13 +685,6 @@ export class PrivcmdBackend implements Backend {
     return r === -1 || r === -1n ? this.c.koffi.errno() : 0;
   }
 
-  private closeFds(): void {
-    if (this.fdsClosed) return;
-    this.fdsClosed = true;
-    this.c.close(this.fd);
-    if (this.bufFd >= 0) this.c.close(this.bufFd);
-  }
-
   private checkOpen(): void {
     if (this.closed) throw new XencallError(ErrorCodes.CLOSED, 'the privcmd backend was closed');
   }
@@ -583,6 +695,10 @@ const MAX_MAP_PAGES = 0x7fffffff;
 
 function checkDomid(domid: number): void {
   if (!Number.isInteger(domid) || domid < 0 || domid > 0xffff) throw new XencallError(ErrorCodes.VALIDATION, `domid must be an integer from 0 to 65535, got ${domid}`);
+}
+
+function describeError(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
 function writeStruct(v: DataView, op: number, args: readonly bigint[]): void {

@@ -254,33 +254,99 @@ export function driveSync<T>(program: Program<T>, driver: SyncDriver): T {
 export interface AsyncDriver {
   readonly backend: Backend;
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** The caller's signal: it cancels waits and hypercalls still queued, never one being issued. */
   readonly signal?: AbortSignal | undefined;
+  /**
+   * Aborted when the handle closes: from then on nothing more is issued or waited for (the
+   * program is thrown XEN_ERR_CLOSED at its next effect), while a hypercall already issued runs
+   * to the end and its result is decoded from buffers that stay live until the program ends.
+   */
+  readonly closed?: AbortSignal;
+  /** Called once the program has ended, however it ended (the handle counts calls in flight). */
+  readonly settled?: () => void;
 }
 
 export async function driveAsync<T>(program: Program<T>, driver: AsyncDriver): Promise<T> {
   const sleep = driver.sleep ?? ((ms: number, signal?: AbortSignal) => sleepAsync(ms, undefined, { signal }));
-  let step = program.next();
-  while (!step.done) {
-    const effect = step.value;
-    try {
-      if (effect.type === 'hypercall') {
-        // Long-running ops go to the backend's worker thread; short ones are cheaper inline.
-        const r =
-          effect.longRunning && driver.backend.hypercallAsync
-            ? await driver.backend.hypercallAsync(effect.op, effect.args)
-            : driver.backend.hypercall(effect.op, effect.args);
-        step = program.next(r);
-      } else {
-        await sleep(effect.ms, driver.signal);
-        step = program.next();
-      }
-    } catch (e) {
-      if (driver.signal?.aborted && !(e instanceof XencallError)) {
-        step = program.throw(new XencallError(ErrorCodes.ABORTED, 'aborted while waiting to re-issue', { cause: e }));
-      } else {
-        step = program.throw(e);
+  // What cancels a wait or a queued hypercall: the caller's signal or the handle's close, joined
+  // only when both exist and only once a call waits on either.
+  let cancel: JoinedSignal | undefined;
+  const cancelSignal = (): AbortSignal | undefined => {
+    if (!driver.signal || !driver.closed) return driver.signal ?? driver.closed;
+    return (cancel ??= joinSignals(driver.signal, driver.closed)).signal;
+  };
+  try {
+    let step = program.next();
+    while (!step.done) {
+      const effect = step.value;
+      try {
+        if (driver.closed?.aborted) throw closedError(driver.closed, effect);
+        if (effect.type === 'hypercall') {
+          // Long-running ops go to the backend's worker thread; short ones are cheaper inline.
+          const r =
+            effect.longRunning && driver.backend.hypercallAsync
+              ? await driver.backend.hypercallAsync(effect.op, effect.args, cancelSignal())
+              : driver.backend.hypercall(effect.op, effect.args);
+          step = program.next(r);
+        } else {
+          await sleep(effect.ms, cancelSignal());
+          step = program.next();
+        }
+      } catch (e) {
+        step = program.throw(asCancelled(e, driver, effect));
       }
     }
+    return step.value;
+  } finally {
+    cancel?.dispose();
+    driver.settled?.();
   }
-  return step.value;
+}
+
+/** The error a program is thrown when its handle closed before its next effect. */
+function closedError(closed: AbortSignal, effect: Effect): XencallError {
+  const reason = closed.reason;
+  const what = effect.type === 'hypercall' ? `hypercall ${effect.op} was not issued` : 'the wait before a re-issue ended';
+  return new XencallError(ErrorCodes.CLOSED, `the handle was closed while the call was in flight; ${what}`, { cause: reason });
+}
+
+/** A failure from a wait or a queued hypercall, read in the light of why it was cancelled. */
+function asCancelled(e: unknown, driver: AsyncDriver, effect: Effect): unknown {
+  if (e instanceof XencallError) return e;
+  if (driver.closed?.aborted) return closedError(driver.closed, effect);
+  if (driver.signal?.aborted) return new XencallError(ErrorCodes.ABORTED, 'aborted while waiting to re-issue', { cause: e });
+  return e;
+}
+
+interface JoinedSignal {
+  readonly signal: AbortSignal;
+  dispose(): void;
+}
+
+/**
+ * A signal that fires when either does, with that one's reason. AbortSignal.any() would do, but
+ * it is missing before Node 20.3 and keeps its sources' listeners until garbage collection.
+ */
+function joinSignals(a: AbortSignal, b: AbortSignal): JoinedSignal {
+  const c = new AbortController();
+  const fromA = () => c.abort(a.reason);
+  const fromB = () => c.abort(b.reason);
+  if (a.aborted) fromA();
+  else if (b.aborted) fromB();
+  else {
+    a.addEventListener('abort', fromA, { once: true });
+    b.addEventListener('abort', fromB, { once: true });
+  }
+  return {
+    signal: c.signal,
+    dispose: () => {
+      a.removeEventListener('abort', fromA);
+      b.removeEventListener('abort', fromB);
+    },
+  };
+}
+
+/** The error for a call whose signal had fired before anything was issued. */
+export function abortedBeforeStart(signal: AbortSignal): XencallError {
+  return new XencallError(ErrorCodes.ABORTED, 'the signal had already fired: nothing was issued', { cause: signal.reason });
 }

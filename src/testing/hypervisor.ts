@@ -3,7 +3,7 @@
 // copy-in, check, act, copy-out. MockBackend connects a Xencall handle to it.
 
 import type { Backend, BackendForeignMap, BackendPages } from '../backend.js';
-import { ErrorCodes, HypercallError, ValidationError, XencallError, describeValue, errnoNumber } from '../errors.js';
+import { ErrorCodes, HypercallError, ValidationError, XencallError, describeValue, errnoNumber, notIssued } from '../errors.js';
 import { integerIn, optionBag, optionalIntegerIn, requiredBag } from '../input.js';
 import { DOMID, XENMEM_RESOURCE, XENMEM_RESOURCE_GRANT_TABLE_ID, XEN_PAGE_SIZE } from '../hypercalls/numbers.js';
 import { CallHistory } from './history.js';
@@ -150,9 +150,13 @@ export class MockHypervisor {
     return this.mappings.delete(address);
   }
 
-  /** @internal */
+  /** @internal Frees every mapping of `owner`; their bytes read as zeros from then on. */
   unmapAll(owner: MockBackend): void {
-    for (const [a, m] of this.mappings) if (m.owner === owner) this.mappings.delete(a);
+    for (const [a, m] of this.mappings) {
+      if (m.owner !== owner) continue;
+      this.mappings.delete(a);
+      m.bytes.fill(0);
+    }
   }
 
   /** The mapping holding [address, address+length), if any. */
@@ -417,6 +421,8 @@ export class MockBackend implements Backend {
   readonly kind = 'mock';
   readonly fd = -1;
   private closed = false;
+  /** hypercallAsync() calls whose completion has not arrived yet. */
+  private asyncRunning = 0;
   private restrictedTo: number | null = null;
 
   constructor(readonly hypervisor: MockHypervisor) {}
@@ -443,8 +449,21 @@ export class MockBackend implements Backend {
     return this.restrictedTo;
   }
 
-  async hypercallAsync(op: number, args: readonly bigint[]): Promise<bigint> {
-    return this.hypercall(op, args);
+  /**
+   * The mock's "worker thread": Xen runs the call at once and the completion arrives a turn
+   * later, as a koffi callback would, so a close() can come in between. Until it arrives the
+   * call's buffers stay as Xen left them (see close()).
+   */
+  async hypercallAsync(op: number, args: readonly bigint[], cancel?: AbortSignal): Promise<bigint> {
+    if (cancel?.aborted) throw notIssued(cancel.reason);
+    const r = this.hypercall(op, args);
+    this.asyncRunning++;
+    try {
+      await undefined;
+    } finally {
+      if (--this.asyncRunning === 0 && this.closed) this.releaseAll();
+    }
+    return r;
   }
 
   allocPages(pages: number): BackendPages {
@@ -458,6 +477,9 @@ export class MockBackend implements Backend {
     if (!this.hypervisor.unmap(mem.address)) {
       throw new XencallError(ErrorCodes.BUFFER_FREED, `pages at 0x${mem.address.toString(16)} were already freed`);
     }
+    // As privcmd's freed pages do (backend.ts: "a stale view reads as empty"), so a test sees
+    // what a use after free would see on the real backend.
+    mem.bytes.fill(0);
   }
 
   buffersNeverFault(): boolean {
@@ -491,8 +513,12 @@ export class MockBackend implements Backend {
 
   close(): void {
     if (this.closed) return;
-    for (const m of [...this.foreign]) this.unmapOne(m);
     this.closed = true;
+    if (this.asyncRunning === 0) this.releaseAll();
+  }
+
+  private releaseAll(): void {
+    for (const m of [...this.foreign]) this.unmapOne(m);
     this.hypervisor.unmapAll(this);
   }
 
