@@ -15,6 +15,7 @@ import { abortedBeforeStart, driveAsync, driveSync, runHypercall, runHypercallSy
 import { RetryStats, type OpCounters } from './retry/stats.js';
 import { bindTypedCalls, type TypedCalls, type TypedCallsSync } from './ops/index.js';
 import { ForeignMemory } from './foreign-memory.js';
+import type { HostFacts } from './ops/helpers.js';
 
 /** libxencall's XENCALL_OPENFLAG_NON_REENTRANT: accepted for compatibility; JS is single-threaded per handle. */
 export const XENCALL_OPENFLAG_NON_REENTRANT = 1;
@@ -92,6 +93,8 @@ export class Xencall {
 
   /** @internal */ readonly pool: BufferPool;
   /** @internal */ readonly retryStats = new RetryStats();
+  /** @internal Host facts the typed calls learn once (the cpu id count). */
+  readonly host: HostFacts = {};
   private closed = false;
   /** Promise-API calls not yet settled: buffers and the backend are released after the last. */
   private inflight = 0;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ErrorCodes, HypercallBuffer, ValidationError, XencallError, findDomainByHandle, findLeakedPorts, open, openSync, recoverConsole } from '../src/index.js';
 import { MockHypervisor } from '../src/testing/index.js';
-import { mockHandle } from './helpers.js';
+import { counting, mockHandle } from './helpers.js';
 
 /** A matcher for assert.throws/rejects: a ValidationError naming `field`. */
 const invalid = (field: string | RegExp) => (e: unknown) => {
@@ -146,5 +146,38 @@ describe('bad input is a typed error', () => {
     assert.throws(() => hv.addDomain({ domid: 3, totPages: -1 }), invalid('totPages'));
     assert.throws(() => hv.addDomain(null as never), invalid('spec'));
     assert.equal(hv.domains.size, 1, 'nothing was added');
+  });
+
+  it('setvcpuaffinity: a cpu no Xen can have is refused before anything is issued; one this host lacks, before the affinity is set, with physinfo read at most once per handle', async () => {
+    const { hv, xc } = await mockHandle({ nrCpus: 4 });
+    const dom = hv.addDomain({ domid: 5, totPages: 16, maxVcpus: 2, onlineVcpus: 2 });
+    const names = () => hv.history.calls().map((c) => c.name);
+    // Xen's NR_CPUS is at most 4095 (xen/arch/Kconfig), so cpu ids stop at 4094 on any host.
+    await assert.rejects(xc.domctl.setvcpuaffinity({ domain: 5, vcpu: 0, hard: [4095] }), invalid(/^domctl\.setvcpuaffinity\.hard/));
+    assert.deepEqual(names(), []);
+    // This host has cpus 0..3: learning that takes one physinfo, and nothing else is issued.
+    await assert.rejects(xc.domctl.setvcpuaffinity({ domain: 5, vcpu: 0, hard: [7] }), invalid('domctl.setvcpuaffinity.hard'));
+    assert.deepEqual(names(), ['sysctl.physinfo']);
+    await assert.rejects(xc.domctl.setvcpuaffinity({ domain: 5, vcpu: 0, soft: [0, 9] }), invalid('domctl.setvcpuaffinity.soft'));
+    assert.deepEqual(names(), ['sysctl.physinfo'], 'the cpu count is known now: nothing more is issued');
+    assert.equal(dom.vcpus[0]!.hardAffinity, -1n, 'the affinity is unchanged');
+    assert.deepEqual(await xc.domctl.setvcpuaffinity({ domain: 5, vcpu: 0, hard: [1, 2] }), { hard: [1, 2] });
+    assert.deepEqual(names(), ['sysctl.physinfo', 'domctl.setvcpuaffinity']);
+    xc.close();
+  });
+
+  it('shadow_op clean/peek: pages beyond a 16 TiB guest are refused under their own name, before a bitmap is allocated', async () => {
+    const hv = new MockHypervisor({ strict: true });
+    hv.addDomain({ domid: 5, totPages: 4096 });
+    const backend = counting(hv.backend());
+    const xc = await open({ backend });
+    for (const op of ['clean', 'peek'] as const) {
+      for (const pages of [2n ** 32n + 1n, 2n ** 33n, 2n ** 34n, 2n ** 64n - 1n]) {
+        await assert.rejects(xc.domctl.shadow_op[op]({ domain: 5, pages }), invalid(`domctl.shadow_op.${op}.pages`));
+      }
+    }
+    assert.equal(backend.allocs, 0, 'no bitmap was allocated');
+    assert.equal(backend.hypercalls, 0);
+    xc.close();
   });
 });

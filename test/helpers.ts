@@ -1,6 +1,6 @@
 // Test helpers: a comparable snapshot of the mock's world, and small shorthands.
 
-import { open, type Xencall } from '../src/index.js';
+import { open, type Backend, type Xencall } from '../src/index.js';
 import type { OpenOptions } from '../src/xencall.js';
 import { MockHypervisor, type MockHypervisorOptions } from '../src/testing/index.js';
 
@@ -65,3 +65,34 @@ export async function mockHandle(options: MockHypervisorOptions = {}, open_: Par
 
 export const UUID_A = '0a0a0a0a-1111-4222-8333-444444444444';
 export const UUID_B = '0b0b0b0b-1111-4222-8333-444444444444';
+
+/** A backend that counts what reaches it: hypercalls, and pages allocated and freed. */
+export function counting(inner: Backend): Backend & { hypercalls: number; allocs: number; frees: number } {
+  const c = {
+    hypercalls: 0,
+    allocs: 0,
+    frees: 0,
+    kind: inner.kind,
+    fd: inner.fd,
+    hypercall(op: number, args: readonly bigint[]) {
+      c.hypercalls++;
+      return inner.hypercall(op, args);
+    },
+    hypercallAsync(op: number, args: readonly bigint[], cancel?: AbortSignal) {
+      c.hypercalls++;
+      return inner.hypercallAsync ? inner.hypercallAsync(op, args, cancel) : Promise.resolve(inner.hypercall(op, args));
+    },
+    allocPages(n: number) {
+      c.allocs++;
+      return inner.allocPages(n);
+    },
+    freePages(mem: Parameters<Backend['freePages']>[0]) {
+      c.frees++;
+      inner.freePages(mem);
+    },
+    buffersNeverFault: inner.buffersNeverFault.bind(inner),
+    touchPages: inner.touchPages.bind(inner),
+    close: inner.close.bind(inner),
+  };
+  return c;
+}

@@ -5,9 +5,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { DEFAULT_RETRY_POLICY, TABLE, ValidationError, XencallError, decideRetry, open, verdictFor, type Backend } from '../src/index.js';
+import { DEFAULT_RETRY_POLICY, TABLE, ValidationError, XencallError, decideRetry, open, verdictFor } from '../src/index.js';
 import { MockHypervisor } from '../src/testing/index.js';
 import { TYPED_OPS } from '../src/ops/index.js';
+import { counting } from './helpers.js';
 
 const errnos = fc.constantFrom(1, 3, 11, 12, 13, 14, 16, 22, 38);
 const policies = fc.record({
@@ -61,29 +62,6 @@ describe('decideRetry properties', () => {
     );
   });
 });
-
-/** A backend that counts what reaches it. */
-function counting(inner: Backend): Backend & { hypercalls: number; allocs: number } {
-  const c = {
-    hypercalls: 0,
-    allocs: 0,
-    kind: inner.kind,
-    fd: inner.fd,
-    hypercall(op: number, args: readonly bigint[]) {
-      c.hypercalls++;
-      return inner.hypercall(op, args);
-    },
-    allocPages(n: number) {
-      c.allocs++;
-      return inner.allocPages(n);
-    },
-    freePages: inner.freePages.bind(inner),
-    buffersNeverFault: inner.buffersNeverFault.bind(inner),
-    touchPages: inner.touchPages.bind(inner),
-    close: inner.close.bind(inner),
-  };
-  return c;
-}
 
 const junk = fc.oneof(
   fc.constant(undefined),

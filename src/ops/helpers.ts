@@ -16,6 +16,14 @@ import { decideRetry } from '../retry/decide.js';
 export interface OpCtx {
   readonly pool: BufferPool;
   readonly env: RunEnv;
+  /** What the handle has learnt about the host (kept per handle; absent: learn it every time). */
+  readonly host?: HostFacts;
+}
+
+/** Facts about the host that cannot change while Xen runs, read once per handle. */
+export interface HostFacts {
+  /** physinfo's max_cpu_id + 1. */
+  cpuIds?: number;
 }
 
 export interface TypedOp<S extends z.ZodType = z.ZodType, R = unknown> {
@@ -197,8 +205,17 @@ export function* hiddenFault(ctx: OpCtx, row: Row, attempt: number, what: string
   );
 }
 
-/** physinfo's max_cpu_id + 1: how many cpu ids there are (libxc's xc_get_max_cpus). */
+/**
+ * physinfo's max_cpu_id + 1: how many cpu ids there are (libxc's xc_get_max_cpus). Xen reports
+ * nr_cpu_ids - 1 (xen/common/sysctl.c:258 at RELEASE-4.17.7), which is fixed at boot, so one
+ * read serves the handle's lifetime: a second call, or a cpu list refused for naming a cpu this
+ * host lacks, issues nothing more.
+ */
 export function* cpuIdCount(ctx: OpCtx): Program<number> {
+  const known = ctx.host?.cpuIds;
+  if (known !== undefined) return known;
   const { out } = yield* sysctl(ctx, rowByName('sysctl.physinfo')!, xen_sysctl_physinfo, {});
-  return out.max_cpu_id + 1;
+  const n = out.max_cpu_id + 1;
+  if (ctx.host) ctx.host.cpuIds = n;
+  return n;
 }

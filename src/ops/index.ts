@@ -54,7 +54,8 @@ function isTypedOp(x: unknown): x is TypedOp {
 export function bindTypedCalls(xc: Xencall): { async: TypedCalls; sync: TypedCallsSync } {
   // Without a signal the context is the same for every call: built once.
   let plain: OpCtx | undefined;
-  const ctx = (signal?: AbortSignal): OpCtx => (signal ? { pool: xc.pool, env: xc.env(signal) } : (plain ??= { pool: xc.pool, env: xc.env() }));
+  const ctx = (signal?: AbortSignal): OpCtx =>
+    signal ? { pool: xc.pool, env: xc.env(signal), host: xc.host } : (plain ??= { pool: xc.pool, env: xc.env(), host: xc.host });
   const build = (node: Record<string, unknown>, sync: boolean): Record<string, unknown> => {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(node)) {

@@ -43,8 +43,17 @@ const byDomain = z.object({ domain: domid }).strict();
 const withArgs = (row: Row, args: z.ZodType): Row => Object.freeze({ ...row, args });
 
 const byVcpu = z.object({ domain: domid, vcpu: u32 }).strict();
-/** Physical cpu numbers (Xen's NR_CPUS is at most 4096). */
-const cpuList = z.array(z.number().int().min(0).max(4095)).max(4096);
+/**
+ * Physical cpu numbers. Xen's NR_CPUS is at most 4095 (xen/arch/Kconfig, `range 1 4095`), so no
+ * host has a cpu 4095 or above; whether this host has the cpu is checked against physinfo.
+ */
+const cpuList = z.array(z.number().int().min(0).max(4094)).max(4095);
+/**
+ * Log-dirty bitmap sizes: one bit per guest page, for guests up to 16 TiB (2^32 pages), the most
+ * Xen 4.17 supports (SUPPORT.md, "Memory": x86 guests "less than 16 TiB"). A larger count only
+ * asks for a bitmap buffer of half a GiB and more for pages no guest can have.
+ */
+const logDirtyPages = u64.pipe(z.bigint().max(1n << 32n, 'must be at most 2^32 pages (16 TiB, the largest guest Xen 4.17 supports)'));
 
 const shadowMode = (mode: keyof typeof SHADOW_OP) => ({ field: 'op', value: SHADOW_OP[mode] }) as const;
 
@@ -62,7 +71,7 @@ const FREE_BITMAP: Citation = { file: 'xen/arch/x86/mm/paging.c', function: 'pag
 const domctl = subopRows('domctl', DOMCTL);
 
 /** CLEAN and PEEK: the pages to report on, and whether this is a save's final round (LOGDIRTY_FINAL). */
-const logDirtyReadArgs = z.object({ domain: domid, pages: u64, final: z.boolean().default(false) }).strict();
+const logDirtyReadArgs = z.object({ domain: domid, pages: logDirtyPages, final: z.boolean().default(false) }).strict();
 
 /** The common shape: the struct is only copied in, the effect follows, nothing is copied back. */
 const entryOnly = (op: keyof typeof DOMCTL, effect: string, source: readonly Citation[], extra = '') =>
