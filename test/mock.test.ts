@@ -185,3 +185,59 @@ describe('mock hypervisor: fault plan and history', () => {
     xc.close();
   });
 });
+
+describe('mock hypervisor: at scale', () => {
+  it('page-frame types come back as Xen writes them: unsigned 32-bit flags in a 64-bit slot (a pinned L4 table is 0xc0000000)', async () => {
+    const { hv, xc } = await mockHandle();
+    hv.addDomain({ domid: 5, totPages: 4096 });
+    const { XEN_DOMCTL_PFINFO: P } = numbers;
+    const { types } = await xc.domctl.getpageframeinfo3({ domain: 5, gfns: [1n, 2n, 9000n] });
+    assert.deepEqual(types, [0xc0000000, P.L3TAB, 0xf0000000]);
+    assert.equal(types[0], (P.L4TAB | P.LPINTAB) >>> 0);
+    // The raw array: the upper half of each 64-bit slot is zero, not a sign extension.
+    const arr = xc.allocBuffer(8);
+    arr.view().setBigUint64(0, 1n, true);
+    const dc = xc.allocBuffer(structs.xen_domctl.size);
+    encode(structs.xen_domctl, dc.view(), 0, { cmd: DOMCTL.getpageframeinfo3, interface_version: XEN_DOMCTL_INTERFACE_VERSION, domain: 5 });
+    encode(structs.xen_domctl_getpageframeinfo3, dc.view(), structs.DOMCTL_PAYLOAD_OFFSET, { num: 1n, array: arr.address });
+    await xc.hypercall(HYPERCALL.domctl, [dc.address]);
+    assert.equal(arr.view().getBigUint64(0, true), 0xc0000000n);
+    xc.close();
+  });
+
+  it('a guest copy finds its buffer without scanning the others: the same work with 10,000 buffers live as with one', async () => {
+    const { hv, xc } = await mockHandle();
+    const stepsOfOneCopy = () => {
+      const before = hv.lookupSteps;
+      void xc.xen_version.extraversion();
+      return hv.lookupSteps - before;
+    };
+    const alone = stepsOfOneCopy();
+    const held = Array.from({ length: 10_000 }, () => xc.allocBuffer(64));
+    const crowded = stepsOfOneCopy();
+    assert.ok(alone >= 1);
+    assert.equal(crowded, alone, `one copy examined ${crowded} mappings with 10,000 live, ${alone} with none`);
+    // Large buffers (beyond the page index) are found too, and overruns still fault.
+    const big = xc.allocBufferPages(300);
+    assert.equal(await xc.call2(HYPERCALL.xen_version, numbers.XENVER.extraversion, big.address + 299n * 4096n), 0n);
+    await assert.rejects(xc.call2(HYPERCALL.xen_version, numbers.XENVER.extraversion, big.address + 300n * 4096n - 8n));
+    for (const b of held) xc.freeBuffer(b);
+    xc.close();
+  });
+
+  it('the history records every event by default, past 20,000; a limit, when set, keeps the newest and counts what it let go', async () => {
+    const { hv, xc } = await mockHandle();
+    for (let i = 0; i < 12_000; i++) xc.sync.xen_version.version();
+    assert.equal(hv.history.calls('xen_version.version').length, 12_000);
+    assert.equal(hv.history.all().length, 24_000, 'a call and a return each');
+    assert.equal(hv.history.dropped, 0);
+    xc.close();
+    const limited = await mockHandle({ historyLimit: 1000 });
+    for (let i = 0; i < 3000; i++) limited.xc.sync.xen_version.version();
+    const kept = limited.hv.history.all();
+    assert.ok(kept.length <= 1000);
+    assert.equal(limited.hv.history.dropped + kept.length, 6000);
+    assert.equal(kept.at(-1)!.seq, 6000, 'the newest events are the ones kept');
+    limited.xc.close();
+  });
+});

@@ -334,7 +334,10 @@ function domctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigi
         if (!gb) return E('EFAULT');
         const type = d!.pageType(dv(gb).getBigUint64(0, true));
         const tb = new Uint8Array(8);
-        dv(tb).setBigUint64(0, BigInt(type), true);
+        // Xen's `type` is an unsigned long built from unsigned 32-bit XEN_DOMCTL_PFINFO_* values
+        // and copied out whole (xen/arch/x86/domctl.c:267, 305-306, 317 at RELEASE-4.17.7): the
+        // flags are zero-extended. JavaScript's `|` makes L4TAB | LPINTAB negative; >>> 0 undoes it.
+        dv(tb).setBigUint64(0, BigInt(type >>> 0), true);
         if (!hv.copyToGuest(name, array + i * 8n, tb, `array[${i}]`)) return E('EFAULT');
       }
       break; // no copyback for this op

@@ -1,5 +1,6 @@
 // The mock's call history: every hypercall, guest copy, injected fault, state change and
-// return, in order, for assertions (undici's MockCallHistory, at the level of copies).
+// return, in order, for assertions (undici's MockCallHistory, at the level of copies). It keeps
+// everything unless the hypervisor was given a historyLimit.
 
 import type { CopyDirection } from './faults.js';
 
@@ -32,17 +33,32 @@ type WithoutSeq<T> = T extends unknown ? Omit<T, 'seq'> : never;
 export class CallHistory {
   private readonly list: HistoryEvent[] = [];
   private seq = 0;
-  /** Oldest events are dropped past this many (a long soak must not grow without bound). */
-  constructor(private readonly limit = 20_000) {}
+  /** Events let go because of the limit; 0 unless one was set. The kept ones are the newest. */
+  dropped = 0;
+  /**
+   * @param limit Most events kept (MockHypervisorOptions.historyLimit). Default Infinity: every
+   * event is kept, so queries see everything. With a limit (a soak must not grow without
+   * bound) the oldest go and `dropped` says how many.
+   */
+  constructor(private readonly limit = Infinity) {}
+
+  /** Events recorded since the start or the last clear(), kept or dropped. */
+  get recorded(): number {
+    return this.list.length + this.dropped;
+  }
 
   /** @internal */
   record(e: WithoutSeq<HistoryEvent>): void {
     // The event object is the caller's fresh literal: stamp it rather than copy it.
     (e as { seq?: number }).seq = ++this.seq;
     this.list.push(e as unknown as HistoryEvent);
-    // Drop the oldest tenth at once: trimming one event per record would copy the whole list
-    // on every call once it is full.
-    if (this.list.length > this.limit) this.list.splice(0, this.list.length - Math.floor(this.limit * 0.9));
+    if (this.list.length > this.limit) {
+      // Drop the oldest tenth at once: trimming one event per record would copy the whole list
+      // on every call once it is full.
+      const n = this.list.length - Math.floor(this.limit * 0.9);
+      this.list.splice(0, n);
+      this.dropped += n;
+    }
   }
 
   all(): readonly HistoryEvent[] {
@@ -62,5 +78,6 @@ export class CallHistory {
   }
   clear(): void {
     this.list.length = 0;
+    this.dropped = 0;
   }
 }

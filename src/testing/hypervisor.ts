@@ -45,9 +45,27 @@ export interface MockHypervisorOptions {
    * from `preempt`, whose seeded answers the log-dirty ops consume in a fixed order.
    */
   memopExtentsPerSlice?: number;
+  /**
+   * Most events the call history keeps; past it the oldest go and `history.dropped` counts them.
+   * Default Infinity: every event is kept. A soak of millions of calls sets a limit (or 0).
+   */
+  historyLimit?: number;
 }
 
 const MOCK_BUFFER_BASE = 0x7f3a_0000_0000n;
+/** Mappings up to this many pages are found through the page index; larger ones by a scan. */
+const INDEXED_PAGES = 64;
+/** Guest addresses are 64-bit; their page numbers (below 2^52) are exact as numbers. */
+const ADDRESS_LIMIT = 1n << 64n;
+
+function pageNumber(address: bigint): number {
+  return Number(address / BigInt(XEN_PAGE_SIZE));
+}
+
+/** Whether [address, address+length) lies inside the mapping. */
+function fits(m: Mapping, address: bigint, length: number): boolean {
+  return address >= m.address && address + BigInt(length) <= m.address + BigInt(m.pages * XEN_PAGE_SIZE);
+}
 
 interface Mapping {
   readonly address: bigint;
@@ -64,7 +82,7 @@ export class MockHypervisor {
   /** Scheduler id, per-cpu idle time and numa layout (sched_id, getcpuinfo, numainfo, cputopoinfo). */
   readonly host: MockHost;
   readonly faults = new FaultPlan();
-  readonly history = new CallHistory();
+  readonly history: CallHistory;
   readonly version: { major: number; minor: number; extraversion: string; changeset: string; capabilities: string };
   readonly nrCpus: number;
   readonly totalPages: number;
@@ -78,8 +96,17 @@ export class MockHypervisor {
   calls = 0;
   /** Guest copies attempted. */
   copies = 0;
+  /** @internal Mappings examined by address lookups (a test checks that a lookup does not scan). */
+  lookupSteps = 0;
 
   private readonly mappings = new Map<bigint, Mapping>();
+  /**
+   * Every page of each mapping of up to INDEXED_PAGES pages, by page number: a copy finds its
+   * buffer in one lookup however many are live (10,000 calls in flight hold 20,000). Larger
+   * mappings are few; they are kept apart and scanned.
+   */
+  private readonly byPage = new Map<number, Mapping>();
+  private readonly large = new Set<Mapping>();
   private nextAddress = MOCK_BUFFER_BASE;
 
   constructor(options?: MockHypervisorOptions) {
@@ -98,7 +125,7 @@ export class MockHypervisor {
     this.maxRamPage = options.maxRamPage ?? 0x1_2345_6789n;
     this.preemptCheck = preemptChecker(options.preempt ?? DEFAULT_PREEMPT);
     this.memopExtentsPerSlice = options.memopExtentsPerSlice ?? Infinity;
-    if (!(this.memopExtentsPerSlice >= 1)) throw new RangeError('memopExtentsPerSlice must be >= 1');
+    this.history = new CallHistory(options.historyLimit);
     this.console = new MockConsole(options.consoleSize);
     this.host = new MockHost(this.nrCpus);
     this.console.write(options.consoleText ?? `(XEN) Xen version ${this.version.major}.${this.version.minor}${this.version.extraversion} (mock)\n(XEN) Std. Loglevel: All\n`);
@@ -141,29 +168,44 @@ export class MockHypervisor {
     // Leave an unmapped page after each buffer so an overrun is an EFAULT, not a neighbour.
     this.nextAddress += BigInt((pages + 1) * XEN_PAGE_SIZE);
     const bytes = new Uint8Array(pages * XEN_PAGE_SIZE);
-    this.mappings.set(address, { address, pages, bytes, owner });
+    const m: Mapping = { address, pages, bytes, owner };
+    this.mappings.set(address, m);
+    if (pages > INDEXED_PAGES) this.large.add(m);
+    else for (let i = 0, first = pageNumber(address); i < pages; i++) this.byPage.set(first + i, m);
     return { address, pages, bytes };
   }
 
   /** @internal */
   unmap(address: bigint): boolean {
-    return this.mappings.delete(address);
+    const m = this.mappings.get(address);
+    if (!m) return false;
+    this.forget(m);
+    return true;
   }
 
   /** @internal Frees every mapping of `owner`; their bytes read as zeros from then on. */
   unmapAll(owner: MockBackend): void {
-    for (const [a, m] of this.mappings) {
+    for (const m of [...this.mappings.values()]) {
       if (m.owner !== owner) continue;
-      this.mappings.delete(a);
+      this.forget(m);
       m.bytes.fill(0);
     }
   }
 
+  private forget(m: Mapping): void {
+    this.mappings.delete(m.address);
+    if (m.pages > INDEXED_PAGES) this.large.delete(m);
+    else for (let i = 0, first = pageNumber(m.address); i < m.pages; i++) this.byPage.delete(first + i);
+  }
+
   /** The mapping holding [address, address+length), if any. */
   private resolve(address: bigint, length: number): Mapping | undefined {
-    for (const m of this.mappings.values()) {
-      const end = m.address + BigInt(m.pages * XEN_PAGE_SIZE);
-      if (address >= m.address && address + BigInt(length) <= end) return m;
+    this.lookupSteps++;
+    const m = address >= 0n && address < ADDRESS_LIMIT ? this.byPage.get(pageNumber(address)) : undefined;
+    if (m) return fits(m, address, length) ? m : undefined;
+    for (const l of this.large) {
+      this.lookupSteps++;
+      if (fits(l, address, length)) return l;
     }
     return undefined;
   }
@@ -399,6 +441,8 @@ function checkOptions(options: MockHypervisorOptions | undefined): MockHyperviso
     // It preempted between leaves, where Xen never does; the option is gone rather than kept wrong.
     throw new ValidationError('logDirtyChunksPerSlice', "is gone: Xen preempts log-dirty ops only after each node of 512 leaves; use preempt: 'always' | 'never' | { rate, seed }");
   }
+  if (o.historyLimit !== undefined && o.historyLimit !== Infinity) integerIn('historyLimit', o.historyLimit, 0, Number.MAX_SAFE_INTEGER);
+  if (o.memopExtentsPerSlice !== undefined && o.memopExtentsPerSlice !== Infinity) integerIn('memopExtentsPerSlice', o.memopExtentsPerSlice, 1, Number.MAX_SAFE_INTEGER);
   optionBag('version', o.version);
   if (o.dom0 !== undefined) checkDomainSpec({ domid: 0, ...optionBag('dom0', o.dom0) }, 'dom0.');
   return o;
