@@ -69,4 +69,29 @@ describe('xencall doctor', () => {
     assert.equal(await runDoctor({ ...opts, json: false }, io, env({ devices: [] })), 1);
     assert.match(out, /FAIL\s+privcmd/);
   });
+
+  it('off Xen: says there is no Xen, with no modprobe advice and no compaction knob', () => {
+    // A KVM guest: /sys/hypervisor/type is absent (or not xen) and there is no /proc/xen.
+    for (const files of [{}, { '/sys/hypervisor/type': 'kvm\n', '/proc/sys/vm/compact_unevictable_allowed': '1\n' }] as Record<string, string>[]) {
+      const f = diagnose(env({ files, devices: [], openBackend: () => { throw new Error('no privcmd'); } }));
+      assert.equal(by(f, 'xen').status, 'fail');
+      assert.match(by(f, 'xen').detail, /not running on Xen/);
+      assert.match(by(f, 'xen').detail, /\/proc\/xen/);
+      for (const x of f) {
+        assert.doesNotMatch(`${x.detail} ${x.advice ?? ''}`, /modprobe|compact_unevictable_allowed=0|Upgrade to Linux/, `${x.check} gives advice that needs Xen`);
+      }
+      assert.equal(f.find((x) => x.check === 'compaction'), undefined, 'the compaction knob only matters for locked buffers on Xen');
+    }
+  });
+
+  it('on Xen with /dev/xen/hypercall the compaction knob is not offered as advice', () => {
+    const f = diagnose(env({}));
+    assert.equal(by(f, 'compaction').advice, undefined);
+    assert.doesNotMatch(by(f, 'compaction').detail, /can fault/);
+  });
+
+  it('on Xen without privcmd it still says how to load it', () => {
+    const f = diagnose(env({ devices: [], files: { '/sys/hypervisor/type': 'xen\n' } }));
+    assert.match(by(f, 'privcmd').advice!, /modprobe xen-privcmd/);
+  });
 });

@@ -12,7 +12,7 @@ import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { ErrorCodes, HypercallError, XencallError } from '../src/errors.js';
-import { PrivcmdBackend, openPrivcmd, type PrivcmdOptions } from '../src/backends/privcmd.js';
+import { PrivcmdBackend, openPrivcmd, privcmdAdvice, readXenHostFacts, type PrivcmdOptions } from '../src/backends/privcmd.js';
 import { XEN_PAGE_SIZE } from '../src/hypercalls/numbers.js';
 import { privcmd_mmap_resource, privcmd_mmapbatch_v2 } from '../src/hypercalls/structs.js';
 import { encode } from '../src/layout.js';
@@ -60,12 +60,26 @@ describe('privcmd backend on the host (no Xen)', () => {
           assert.ok(e instanceof XencallError);
           assert.equal(e.code, ErrorCodes.BACKEND_UNAVAILABLE);
           assert.match(e.message, new RegExp(`${a}: ENOENT; ${b}: ENOENT`));
-          assert.match(e.message, /xen-privcmd/);
-          assert.match(e.message, /xenfs/);
-          assert.match(e.message, /root/);
+          assert.ok(e.message.endsWith(privcmdAdvice(readXenHostFacts())), 'the advice fits this machine');
           return true;
         },
       );
+    });
+
+    it('the advice fits the machine: no Xen, or Xen without privcmd; "run as root" only when not root', () => {
+      const offXen = privcmdAdvice({ hypervisorType: null, procXen: false, uid: 0 });
+      assert.match(offXen, /not running on Xen/);
+      assert.doesNotMatch(offXen, /modprobe|root/);
+      assert.match(privcmdAdvice({ hypervisorType: 'kvm', procXen: false, uid: 1000 }), /hypervisor is kvm/);
+      const dom0Root = privcmdAdvice({ hypervisorType: 'xen', procXen: true, uid: 0 });
+      assert.match(dom0Root, /modprobe xen-privcmd/);
+      assert.match(dom0Root, /xenfs/);
+      assert.doesNotMatch(dom0Root, /root/);
+      assert.match(privcmdAdvice({ hypervisorType: 'xen', procXen: true, uid: 1000 }), /as root/);
+      // This process runs as root here: the message must not tell it to.
+      if (process.getuid?.() === 0) {
+        assert.throws(() => new PrivcmdBackend({ privcmdPaths: [tmpPath('none')], hypercallBufPath: null }), (e: unknown) => e instanceof XencallError && !/as root/.test(e.message));
+      }
     });
 
     it('the default paths are /dev/xen/privcmd then /proc/xen/privcmd, and both are named', () => {

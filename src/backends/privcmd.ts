@@ -26,6 +26,7 @@
 //   (mapRun). No chunking: the kernel takes any num, copying the list into its own pages and
 //   issuing mmu_update in batches of 16 (arch/x86/xen/mmu_pv.c xen_remap_pfn) itself.
 
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Backend, BackendPages } from '../backend.js';
 import type { BackendForeignMap } from '../backend.js';
@@ -219,6 +220,37 @@ function pumpAsync(): void {
   }
 }
 
+/** What this machine says about Xen, for the advice when no privcmd node opens. */
+export interface XenHostFacts {
+  /** /sys/hypervisor/type, trimmed, or null where it does not exist. */
+  readonly hypervisorType: string | null;
+  /** Whether /proc/xen exists (the kernel's Xen support creates it). */
+  readonly procXen: boolean;
+  readonly uid: number | null;
+}
+
+export function readXenHostFacts(): XenHostFacts {
+  let hypervisorType: string | null = null;
+  try {
+    hypervisorType = readFileSync('/sys/hypervisor/type', 'utf8').trim();
+  } catch {
+    // Absent off Xen (and on kernels without CONFIG_XEN_SYS_HYPERVISOR).
+  }
+  return { hypervisorType, procXen: existsSync('/proc/xen'), uid: typeof process.getuid === 'function' ? process.getuid() : null };
+}
+
+/** What to check, for this machine: advice that cannot apply (modprobe off Xen, root as root) is left out. */
+export function privcmdAdvice(f: XenHostFacts): string {
+  if (f.hypervisorType !== 'xen' && !f.procXen) {
+    const hv = f.hypervisorType ? `the hypervisor is ${f.hypervisorType}` : 'there is no /sys/hypervisor/type';
+    return `This machine is not running on Xen (${hv} and no /proc/xen): the privcmd backend needs a Xen dom0. To run without Xen, open a MockHypervisor's backend (xencall/testing).`;
+  }
+  const checks = ['that this is a Xen dom0'];
+  if (f.uid !== null && f.uid !== 0) checks.push(`that the process runs as root (it runs as uid ${f.uid})`);
+  checks.push('that the xen-privcmd module is loaded (modprobe xen-privcmd)');
+  return `Check ${checks.join(', ')} and, for the legacy node, that xenfs is mounted on /proc/xen (mount -t xenfs xenfs /proc/xen).`;
+}
+
 export interface PrivcmdOptions {
   /** Paths to try, in order (tests point these elsewhere). Default /dev/xen/privcmd, /proc/xen/privcmd. */
   privcmdPaths?: readonly string[];
@@ -328,12 +360,7 @@ export class PrivcmdBackend implements Backend {
       }
     }
     if (fd < 0) {
-      throw new XencallError(
-        ErrorCodes.BACKEND_UNAVAILABLE,
-        `no privcmd device could be opened (${tried.join('; ')}). Check that this is a Xen dom0 (/sys/hypervisor/type says xen), ` +
-          'that the process runs as root, that the xen-privcmd module is loaded (modprobe xen-privcmd) and, for the legacy node, ' +
-          'that xenfs is mounted on /proc/xen (mount -t xenfs xenfs /proc/xen).',
-      );
+      throw new XencallError(ErrorCodes.BACKEND_UNAVAILABLE, `no privcmd device could be opened (${tried.join('; ')}). ${privcmdAdvice(readXenHostFacts())}`);
     }
     this.fd = fd;
     this.privcmdPath = used;

@@ -55,8 +55,18 @@ export function diagnose(env: DoctorEnv): Finding[] {
   const f: Finding[] = [];
   const hvType = env.read('/sys/hypervisor/type')?.trim();
   const caps = env.read('/proc/xen/capabilities')?.trim();
-  if (hvType !== 'xen') {
-    f.push({ check: 'xen', status: 'fail', detail: hvType ? `hypervisor type is "${hvType}"` : 'no /sys/hypervisor/type: not running on Xen', advice: 'Run in a Xen dom0 (or use --backend mock to try xencall without Xen).' });
+  // Xen announces itself in sysfs (the xen-sysfs driver) and the kernel's Xen support makes
+  // /proc/xen; with neither, nothing below can be fixed by loading a module.
+  const onXen = hvType === 'xen' || env.exists('/proc/xen');
+  if (!onXen) {
+    f.push({
+      check: 'xen',
+      status: 'fail',
+      detail: `not running on Xen: ${hvType ? `/sys/hypervisor/type says "${hvType}"` : 'no /sys/hypervisor/type'} and no /proc/xen`,
+      advice: 'xencall issues hypercalls from a Xen dom0; on another machine use --backend mock to try it without Xen.',
+    });
+  } else if (hvType !== 'xen') {
+    f.push({ check: 'xen', status: 'warn', detail: '/proc/xen exists but /sys/hypervisor/type does not say xen', advice: 'Check that this kernel runs on Xen (CONFIG_XEN_SYS_HYPERVISOR gives /sys/hypervisor/type).' });
   } else {
     f.push({
       check: 'xen',
@@ -72,31 +82,39 @@ export function diagnose(env: DoctorEnv): Finding[] {
     check: 'privcmd',
     status: devPriv || procPriv ? 'ok' : 'fail',
     detail: devPriv ? '/dev/xen/privcmd (the one xencall opens)' : procPriv ? '/proc/xen/privcmd (legacy node; /dev/xen/privcmd is missing)' : 'neither /dev/xen/privcmd nor /proc/xen/privcmd exists',
-    advice: devPriv ? undefined : 'Load the xen-privcmd module (modprobe xen-privcmd) and mount xenfs on /proc/xen.',
+    advice: devPriv || !onXen ? undefined : 'Load the xen-privcmd module (modprobe xen-privcmd) and mount xenfs on /proc/xen.',
   });
 
   const bufDev = env.exists('/dev/xen/hypercall');
   const modern = kernelAtLeast(env.kernelRelease, 4, 18);
-  f.push({
-    check: 'hypercall-buffers',
-    status: bufDev ? 'ok' : 'warn',
-    detail: bufDev
-      ? '/dev/xen/hypercall exists: xencall\'s buffers are kernel pages that page migration never touches, so they cannot fault'
-      : 'no /dev/xen/hypercall: buffers are locked user memory, which compaction and migration can make briefly inaccessible (transient EFAULT)',
-    advice: bufDev ? undefined : modern ? 'The kernel is new enough: load xen-privcmd (it provides /dev/xen/hypercall).' : 'Upgrade to Linux 4.18 or later for /dev/xen/hypercall; meanwhile xencall retries EFAULT only where the table says it is safe.',
-  });
-  f.push({ check: 'kernel', status: 'info', detail: `Linux ${env.kernelRelease}${modern === false ? ' (before 4.18: no /dev/xen/hypercall)' : ''}` });
+  // Where hypercall buffers come from, and so whether compaction matters, only means something
+  // on Xen: elsewhere there is nothing to issue hypercalls to.
+  if (onXen) {
+    f.push({
+      check: 'hypercall-buffers',
+      status: bufDev ? 'ok' : 'warn',
+      detail: bufDev
+        ? '/dev/xen/hypercall exists: xencall\'s buffers are kernel pages that page migration never touches, so they cannot fault'
+        : 'no /dev/xen/hypercall: buffers are locked user memory, which compaction and migration can make briefly inaccessible (transient EFAULT)',
+      advice: bufDev ? undefined : modern ? 'The kernel is new enough: load xen-privcmd (it provides /dev/xen/hypercall).' : 'Upgrade to Linux 4.18 or later for /dev/xen/hypercall; meanwhile xencall retries EFAULT only where the table says it is safe.',
+    });
+  }
+  f.push({ check: 'kernel', status: 'info', detail: `Linux ${env.kernelRelease}${onXen && modern === false ? ' (before 4.18: no /dev/xen/hypercall)' : ''}` });
 
   const compact = env.read('/proc/sys/vm/compact_unevictable_allowed')?.trim();
-  if (compact === undefined || compact === null) {
+  if (!onXen) {
+    // Nothing to say: the knob matters only for locked hypercall buffers.
+  } else if (bufDev) {
+    f.push({ check: 'compaction', status: 'ok', detail: 'not relevant: buffers come from /dev/xen/hypercall, which compaction never moves' });
+  } else if (compact === undefined || compact === null) {
     f.push({ check: 'compaction', status: 'info', detail: 'vm.compact_unevictable_allowed is not available' });
   } else {
     const on = compact !== '0';
     f.push({
       check: 'compaction',
-      status: on && !bufDev ? 'warn' : 'ok',
+      status: on ? 'warn' : 'ok',
       detail: `vm.compact_unevictable_allowed = ${compact}: ${on ? 'compaction may move mlock()ed pages, so locked hypercall buffers can fault while it runs' : 'compaction leaves mlock()ed pages alone (the remedy of turning compaction of locked pages off)'}`,
-      advice: on && !bufDev ? 'Without /dev/xen/hypercall, `sysctl vm.compact_unevictable_allowed=0` removes compaction as a source of EFAULT (page migration for other reasons remains).' : undefined,
+      advice: on ? 'Without /dev/xen/hypercall, `sysctl vm.compact_unevictable_allowed=0` removes compaction as a source of EFAULT (page migration for other reasons remains).' : undefined,
     });
   }
 
@@ -121,7 +139,7 @@ export function diagnose(env: DoctorEnv): Finding[] {
       });
     }
   } catch (e) {
-    f.push({ check: 'hypercall', status: 'fail', detail: e instanceof XencallError ? `${e.code}: ${e.message}` : String(e), advice: 'See the privcmd finding above.' });
+    f.push({ check: 'hypercall', status: 'fail', detail: e instanceof XencallError ? `${e.code}: ${e.message}` : String(e), advice: onXen ? 'See the privcmd finding above.' : 'See the xen finding above.' });
   } finally {
     backend?.close();
   }
