@@ -2,8 +2,11 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
-import { TABLE } from '../src/index.js';
+import { TABLE, decode, encode, numbers, structs } from '../src/index.js';
 import { main } from '../src/cli/main.js';
 
 function cli(args: string[]) {
@@ -47,7 +50,8 @@ describe('xencall CLI', () => {
   });
 
   it('fails with exit 1 and a typed error for a failing hypercall, 2 for bad usage', async () => {
-    const bad = await cli(['call', 'xen_version', '99', '--backend', 'mock', '--json']);
+    // xen_version 99 has no table row: it needs --allow-writes, and then Xen's error comes back.
+    const bad = await cli(['call', 'xen_version', '99', '--backend', 'mock', '--json', '--allow-writes']);
     assert.equal(bad.code, 1);
     assert.equal(JSON.parse(bad.out).error.code, 'XEN_ERR_HYPERCALL');
     assert.equal((await cli(['call', 'xen_version', 'zz', '--backend', 'mock'])).code, 2);
@@ -79,5 +83,110 @@ describe('xencall CLI', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stderr, '');
     assert.equal(r.stdout, '[\n  {\n    ');
+  });
+});
+
+describe('xencall call: the raw CLI cannot hurt by accident', () => {
+  const tmp = (name: string, bytes: Uint8Array) => {
+    const p = path.join(os.tmpdir(), `xencall-cli-${process.pid}-${name}`);
+    fs.writeFileSync(p, bytes);
+    return p;
+  };
+  const domctlStruct = (cmd: number, fill: (v: DataView) => void = () => {}) => {
+    const b = new Uint8Array(structs.xen_domctl.size);
+    const v = new DataView(b.buffer);
+    encode(structs.xen_domctl, v, 0, { cmd, interface_version: numbers.XEN_DOMCTL_INTERFACE_VERSION, domain: 0 });
+    fill(v);
+    return b;
+  };
+
+  it('refuses a call the table does not mark read-only without --allow-writes (sched_op_compat 2 0 is SCHEDOP_shutdown)', async () => {
+    const r = await cli(['call', 'sched_op_compat', '2', '0', '--backend', 'mock']);
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /--allow-writes/);
+    assert.match(r.err, /sched_op_compat/);
+    const forced = await cli(['call', 'sched_op_compat', '2', '0', '--backend', 'mock', '--allow-writes']);
+    assert.notEqual(forced.code, 2, 'with the opt-in the call is issued (the mock does not model it)');
+    const pause = await cli(['call', 'domctl', `buf:@${tmp('pause', domctlStruct(numbers.DOMCTL.pausedomain))}`, '--backend', 'mock']);
+    assert.equal(pause.code, 2);
+    assert.match(pause.err, /domctl\.pausedomain/);
+  });
+
+  it('issues read-only calls, a struct from a file among them, and prints the buffers Xen wrote', async () => {
+    const r = await cli(['call', 'xen_version', '1', 'buf:16', '--backend', 'mock', '--json']);
+    assert.equal(r.code, 0, r.err);
+    const out = JSON.parse(r.out);
+    assert.equal(out.result, '0');
+    assert.equal(out.buffers[0].arg, 'A2');
+    assert.equal(Buffer.from(out.buffers[0].hex, 'hex').toString('latin1').replace(/\0+$/, ''), '.7');
+    const info = await cli(['call', 'domctl', `buf:@${tmp('info', domctlStruct(numbers.DOMCTL.getdomaininfo))}`, '--backend', 'mock', '--json']);
+    assert.equal(info.code, 0, info.err);
+    const back = Buffer.from(JSON.parse(info.out).buffers[0].hex, 'hex');
+    const decoded = decode(structs.xen_domctl_getdomaininfo, new DataView(back.buffer, back.byteOffset + structs.DOMCTL_PAYLOAD_OFFSET), 0);
+    assert.equal(decoded.max_vcpu_id, 1, "dom0's info came back");
+    const text = await cli(['call', 'xen_version', '1', 'buf:16', '--backend', 'mock']);
+    assert.match(text.out, /^0 \(0x0\)\nA2 buf:16: 2e37/);
+  });
+
+  it('pointer arguments only to buffers the CLI made: numbers that could be addresses, and struct handles elsewhere, are refused', async () => {
+    for (const a of ['0x7f0000001000', String(2n ** 32n), '-1', '0xffff888000000000']) {
+      const r = await cli(['call', 'xen_version', '1', a, '--backend', 'mock', '--allow-writes']);
+      assert.equal(r.code, 2, `${a}: ${r.err}`);
+      assert.match(r.err, /buf:SIZE/);
+    }
+    // getdomaininfolist whose buffer handle points into no CLI buffer.
+    const list = domctlStruct(0);
+    const lv = new DataView(list.buffer);
+    encode(structs.xen_sysctl, lv, 0, { cmd: numbers.SYSCTL.getdomaininfolist, interface_version: numbers.XEN_SYSCTL_INTERFACE_VERSION });
+    encode(structs.xen_sysctl_getdomaininfolist, lv, structs.SYSCTL_PAYLOAD_OFFSET, { first_domain: 0, max_domains: 4, buffer: 0x7f00_1234_0000n });
+    const r = await cli(['call', 'sysctl', `buf:@${tmp('list', list.slice(0, structs.xen_sysctl.size))}`, '--backend', 'mock', '--allow-writes']);
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /buffer/);
+    // Argument syntax errors are usage errors too.
+    for (const bad of ['buf:0', 'buf:x', `buf:@${path.join(os.tmpdir(), 'xencall-no-such-file')}`, 'buf:99999999999']) {
+      assert.equal((await cli(['call', 'xen_version', '1', bad, '--backend', 'mock'])).code, 2, bad);
+    }
+  });
+
+  it('names resolve as own properties only: `call constructor` is a usage error, not a prototype lookup', async () => {
+    for (const name of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      const r = await cli(['call', name, '--backend', 'mock']);
+      assert.equal(r.code, 2, `${name}: ${r.err}`);
+      assert.match(r.err, /not a hypercall/);
+    }
+  });
+
+  it('--seed, --fault-rate and --pages take plain decimal numbers: empty, 1e300, hex and fractions are usage errors', async () => {
+    for (const argv of [
+      ['demo', '--seed', ''],
+      ['demo', '--seed', '1e300'],
+      ['demo', '--seed', '0x10'],
+      ['demo', '--seed', '1.5'],
+      ['demo', '--seed', String(2 ** 32)],
+      ['demo', '--fault-rate', ''],
+      ['demo', '--fault-rate', '0x1'],
+      ['demo', '--fault-rate', '2'],
+      ['saverestore', '--backend', 'mock', '--pages', '1e3'],
+      ['saverestore', '--backend', 'mock', '--pages', ''],
+    ]) {
+      const r = await cli(argv);
+      assert.equal(r.code, 2, `${argv.join(' ')}: ${r.out}${r.err}`);
+      assert.match(r.err, /^xencall/);
+    }
+  });
+
+  it('a failing stdout (ENOSPC, EPIPE) ends with a clean message and a non-zero exit, never a stack trace', async () => {
+    const r = spawnSync('sh', ['-c', 'node --import tsx src/cli/bin.ts table > /dev/full'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /^xencall: cannot write output: ENOSPC/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    // In-process: an output function that fails is reported, not thrown.
+    let err = '';
+    const failing = () => {
+      throw Object.assign(new Error('write EPIPE'), { code: 'EPIPE', syscall: 'write' });
+    };
+    const code = await main(['table', '--json'], { out: failing, err: (s) => void (err += s) });
+    assert.equal(code, 141);
+    assert.equal(err, '', 'a reader that closed the pipe on purpose gets no message');
   });
 });

@@ -1,19 +1,22 @@
 #!/usr/bin/env node
-// The `xencall` executable: runs the CLI and turns its result into the exit code.
-import { main } from './main.js';
+// The `xencall` executable: runs the CLI and turns its result into the exit code. Output errors
+// end the run with a one-line message, never a stack trace (main.ts, outputFailed).
+import { isOutputError, main, outputFailed } from './main.js';
 
-// A closed pipe (`xencall table --json | head`) ends the output, not the process with a trace.
+const io = { out: (s: string) => void process.stdout.write(s), err: (s: string) => void process.stderr.write(s) };
+
+// Writes to a pipe fail later, as an 'error' event (EPIPE once `| head` has what it wants);
+// writes to a file or device fail at once, inside main (ENOSPC on /dev/full).
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(0);
-  throw e;
+  process.exit(isOutputError(e) ? outputFailed(e, io) : 1);
 });
 
-main(process.argv.slice(2)).then(
+main(process.argv.slice(2), io).then(
   (code) => {
     process.exitCode = code;
   },
   (e: unknown) => {
-    process.stderr.write(`xencall: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.stderr.write(`xencall: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exitCode = 1;
   },
 );

@@ -1,8 +1,6 @@
-// `xencall info`, `xencall domains`, `xencall call`: thin shells over the typed and raw API.
+// `xencall info`, `xencall domains`: thin shells over the typed API (`xencall call` is in raw-call.ts).
 
 import { open, type Xencall } from '../xencall.js';
-import { ValidationError } from '../errors.js';
-import { HYPERCALL } from '../hypercalls/numbers.js';
 import { MockHypervisor } from '../testing/hypervisor.js';
 import type { CliIO } from './main.js';
 import type { CliOptions } from './table.js';
@@ -105,29 +103,4 @@ function stateFlags(d: { running: boolean; blocked: boolean; paused: boolean; sh
     d.shutdown && d.shutdown_reason === 3 ? 'c' : '-',
     d.dying ? 'd' : '-',
   ].join('');
-}
-
-export async function runCall(args: string[], opts: CliOptions, io: CliIO): Promise<number> {
-  if (args.length < 1 || args.length > 6) throw new ValidationError('call', 'usage: xencall call OP [A1 .. A5] (OP a number or a hypercall name)');
-  const [opText, ...rest] = args as [string, ...string[]];
-  const op = opText in HYPERCALL ? HYPERCALL[opText as keyof typeof HYPERCALL] : parseNumber('OP', opText);
-  const regs = rest.map((a, i) => parseNumber(`A${i + 1}`, a));
-  const xc = await openFor(opts);
-  try {
-    const result = await xc.hypercall(op, regs);
-    if (opts.json) io.out(`${json({ op, args: regs.map(String), result: result.toString(), result_hex: `0x${result.toString(16)}` })}\n`);
-    else io.out(`${result} (0x${result.toString(16)})\n`);
-    return 0;
-  } finally {
-    xc.close();
-  }
-}
-
-function parseNumber(field: string, s: string): bigint {
-  try {
-    if (!/^-?(0x[0-9a-f]+|\d+)$/i.test(s)) throw new Error();
-    return s.startsWith('-') ? -BigInt(s.slice(1)) : BigInt(s);
-  } catch {
-    throw new ValidationError(field, `"${s}" is not a decimal or 0x-hex integer`);
-  }
 }

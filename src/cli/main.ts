@@ -6,7 +6,8 @@ import { parseArgs } from 'node:util';
 import { XencallError } from '../errors.js';
 import { runTable } from './table.js';
 import { runDemo } from './demo.js';
-import { runCall, runDomains, runInfo } from './commands.js';
+import { runDomains, runInfo } from './commands.js';
+import { runCall } from './raw-call.js';
 import { runSaveRestore } from './saverestore.js';
 import { runDoctor } from './doctor.js';
 
@@ -18,7 +19,10 @@ commands:
   table        the retry table: every hypercall and sub-op, its verdict and why
   doctor       what this machine offers: privcmd node, /dev/xen/hypercall, kernel,
                compaction of locked pages, restriction, whether a hypercall works
-  call OP [A1..A5]  a raw hypercall (numbers, or names like domctl); prints the result
+  call OP [A1..A5]  a raw hypercall (OP a number or a name like domctl; A a number, or a
+               buffer the CLI makes: buf:SIZE zeroed, buf:@FILE with the file's bytes);
+               prints the result and the buffers. Only calls the table marks read-only
+               run without --allow-writes, and numbers that could be addresses are refused
   demo         a scripted toolstack scenario on the mock hypervisor under injected copy
                faults: what was retried, what was refused and why
   saverestore  the live-migration loop on the mock (--backend mock): a guest that keeps
@@ -35,6 +39,8 @@ options:
   --strategy S      (saverestore) after a failed CLEAN: merge (default), all-dirty, or naive
                     (a plain re-issue, to show the pages it loses)
   --no-progress     (saverestore) no progress bar
+  --allow-writes    (call) also issue calls that can change state (anything the table does
+                    not mark read-only, or whose struct holds pointers it cannot check)
   -h, --help        this text
 `;
 
@@ -58,6 +64,7 @@ export async function main(argv: string[], io: CliIO = { out: (s) => process.std
         pages: { type: 'string', default: '70000' },
         strategy: { type: 'string', default: 'merge' },
         'no-progress': { type: 'boolean', default: false },
+        'allow-writes': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -75,13 +82,15 @@ export async function main(argv: string[], io: CliIO = { out: (s) => process.std
     io.err(`xencall: --backend must be privcmd or mock, got "${values.backend}"\n`);
     return 2;
   }
-  const seed = Number(values.seed);
-  const rate = Number(values['fault-rate'] ?? (command === 'saverestore' ? '0.05' : '0.001'));
-  if (!Number.isInteger(seed) || !(rate >= 0 && rate <= 1)) {
-    io.err('xencall: --seed must be an integer and --fault-rate a number from 0 to 1\n');
+  // Plain decimal only: Number() would take '' as 0, '1e300' as an integer and '0x10' as 16.
+  const seed = /^-?\d{1,10}$/.test(values.seed) ? Number(values.seed) : NaN;
+  const rateText = values['fault-rate'] ?? (command === 'saverestore' ? '0.05' : '0.001');
+  const rate = /^(\d+(\.\d*)?|\.\d+)$/.test(rateText) ? Number(rateText) : NaN;
+  if (!(Number.isInteger(seed) && seed >= -(2 ** 31) && seed <= 0xffffffff) || !(rate >= 0 && rate <= 1)) {
+    io.err('xencall: --seed must be a decimal integer from -2147483648 to 4294967295 (the fault generator is 32-bit) and --fault-rate a decimal number from 0 to 1\n');
     return 2;
   }
-  const opts = { json: values.json, markdown: values.markdown, backend: values.backend, seed, rate };
+  const opts = { json: values.json, markdown: values.markdown, backend: values.backend, seed, rate, allowWrites: values['allow-writes'] };
   try {
     switch (command) {
       case 'table':
@@ -97,7 +106,7 @@ export async function main(argv: string[], io: CliIO = { out: (s) => process.std
       case 'call':
         return await runCall(rest, opts, io);
       case 'saverestore': {
-        const pages = Number(values.pages);
+        const pages = /^\d{1,8}$/.test(values.pages) ? Number(values.pages) : NaN;
         const strategy = values.strategy as 'merge' | 'all-dirty' | 'naive';
         if (!Number.isInteger(pages) || pages < 1 || pages > 1 << 22 || !['merge', 'all-dirty', 'naive'].includes(strategy)) {
           io.err('xencall saverestore: --pages must be an integer from 1 to 4194304 and --strategy merge, all-dirty or naive\n');
@@ -110,13 +119,43 @@ export async function main(argv: string[], io: CliIO = { out: (s) => process.std
         return 2;
     }
   } catch (e) {
-    if (e instanceof XencallError) {
-      if (opts.json) io.out(`${JSON.stringify({ error: { code: e.code, message: e.message, ...errorFields(e) } })}\n`);
-      io.err(`xencall ${command}: ${e.code}: ${e.message}\n`);
-      return e.code === 'XEN_ERR_VALIDATION' ? 2 : 1;
+    if (isOutputError(e)) return outputFailed(e, io);
+    try {
+      if (e instanceof XencallError) {
+        if (opts.json) io.out(`${JSON.stringify({ error: { code: e.code, message: e.message, ...errorFields(e) } })}\n`);
+        io.err(`xencall ${command}: ${e.code}: ${e.message}\n`);
+        return e.code === 'XEN_ERR_VALIDATION' ? 2 : 1;
+      }
+      // A bug, not a usage error: its message, without a stack trace a user cannot act on.
+      io.err(`xencall ${command}: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
+      return 1;
+    } catch (e2) {
+      if (isOutputError(e2)) return outputFailed(e2, io);
+      throw e2;
     }
-    throw e;
   }
+}
+
+/** Exit status for a reader that closed the pipe: what a shell reports for SIGPIPE. */
+export const EXIT_CLOSED_PIPE = 141;
+
+/** A failed write to stdout (ENOSPC on /dev/full, EPIPE when the reader went away, EIO...). */
+export function isOutputError(e: unknown): e is NodeJS.ErrnoException {
+  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && (e as NodeJS.ErrnoException).syscall === 'write';
+}
+
+/**
+ * Ends the run after stdout failed: a clean one-line message and a non-zero exit. A closed pipe
+ * (`xencall table | head`) is the reader's choice, so it exits as SIGPIPE would, quietly.
+ */
+export function outputFailed(e: NodeJS.ErrnoException, io: CliIO): number {
+  if (e.code === 'EPIPE') return EXIT_CLOSED_PIPE;
+  try {
+    io.err(`xencall: cannot write output: ${e.code}${e.code === 'ENOSPC' ? ' (no space left on the device)' : ''}\n`);
+  } catch {
+    // stderr is gone too: the exit status is all that is left.
+  }
+  return 1;
 }
 
 function errorFields(e: XencallError): Record<string, unknown> {

@@ -23,6 +23,12 @@ export interface HypercallSpec {
   readonly payload: { readonly arg: number; readonly offset: number } | null;
   /** domctl and sysctl carry an interface version Xen checks (-EACCES on mismatch). */
   readonly interfaceVersion?: number;
+  /**
+   * True where no sub-op's argument struct holds a guest pointer, so the pointers Xen follows
+   * are the argument registers alone (xen_version: strings and small structs of numbers,
+   * xen/include/public/version.h).
+   */
+  readonly pointerFreePayload?: boolean;
 }
 
 const cmdInArg0 = { from: 'arg', arg: 0 } as const;
@@ -41,7 +47,7 @@ const special: Partial<Record<HypercallName, Omit<HypercallSpec, 'name' | 'numbe
   },
   platform_op: { subop: { from: 'struct', arg: 0, offset: 0 }, payload: { arg: 0, offset: 8 } },
   memory_op: { subop: { from: 'arg', arg: 0, mask: MEMOP_CMD_MASK }, payload: payloadAtArg1 },
-  xen_version: { subop: cmdInArg0, payload: payloadAtArg1 },
+  xen_version: { subop: cmdInArg0, payload: payloadAtArg1, pointerFreePayload: true },
   event_channel_op: { subop: cmdInArg0, payload: payloadAtArg1 },
   grant_table_op: { subop: cmdInArg0, payload: payloadAtArg1 },
   sched_op: { subop: cmdInArg0, payload: payloadAtArg1 },

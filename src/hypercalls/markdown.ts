@@ -24,6 +24,10 @@ function verdict(r: TableRowOutput): string {
   return v;
 }
 
+function readOnly(r: TableRowOutput): string {
+  return typeof r.read_only === 'string' ? `yes, ${cell(r.read_only).replace(/^acts/, 'but acts')}` : r.read_only ? 'yes' : 'no';
+}
+
 function source(r: TableRowOutput): string {
   const prefix = `${XEN_SOURCE.repository}@${XEN_SOURCE.tag}:`;
   return r.source
@@ -58,6 +62,8 @@ export function tableMarkdown(): string {
     '',
     '"Long-running" rows use continuations or can run long; "not fully traced" marks rows whose order of copies and effects was not traced completely in Xen\'s source.',
     '',
+    '"Read-only" rows change nothing in Xen or in any domain (a pause held only while state is read counts as reading); a rule says when a row that reads acts after all. The raw CLI, `xencall call`, issues only read-only calls unless given `--allow-writes`.',
+    '',
     '## Summary',
     '',
     '| verdict | rows |',
@@ -73,11 +79,11 @@ export function tableMarkdown(): string {
     out.push(
       `## ${name} (${number})`,
       '',
-      '| name | numbers | verdict | faults | long-running | reason | source | recovery |',
-      '| --- | --- | --- | --- | --- | --- | --- | --- |',
+      '| name | numbers | verdict | faults | long-running | read-only | reason | source | recovery |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
       ...mine.map(
         (r) =>
-          `| \`${r.name}\` | ${numbers(r)} | ${verdict(r)} | ${r.faults} | ${r.long_running ? 'yes' : 'no'} | ${cell(r.reason)} | ${source(r)} | ${cell(r.recovery ?? '')} |`,
+          `| \`${r.name}\` | ${numbers(r)} | ${verdict(r)} | ${r.faults} | ${r.long_running ? 'yes' : 'no'} | ${readOnly(r)} | ${cell(r.reason)} | ${source(r)} | ${cell(r.recovery ?? '')} |`,
       ),
       '',
     );

@@ -21,6 +21,8 @@ export interface TableRowOutput {
   verified: boolean;
   struct: string | null;
   typed: boolean;
+  /** true, false, or the rule for when it acts ("acts when clear != 0"). */
+  read_only: boolean | string;
 }
 
 export function rowForOutput(r: Row): TableRowOutput {
@@ -40,6 +42,7 @@ export function rowForOutput(r: Row): TableRowOutput {
     verified: r.verified,
     struct: r.layout?.ctype ?? null,
     typed: r.args !== undefined,
+    read_only: r.readOnly === undefined ? false : r.readOnly === true ? true : r.readOnly.text,
   };
 }
 

@@ -41,6 +41,13 @@ export interface RowCondition<A> {
   readonly unsafeWhen: (args: A) => boolean;
 }
 
+/** When a row that reads can act after all: a field of its argument struct decides. */
+export interface ActsWhen<A> {
+  /** Human-readable rule, e.g. "acts when clear != 0". Printed by `xencall table`. */
+  readonly text: string;
+  readonly actsWhen: (args: A) => boolean;
+}
+
 export interface RowSpec<F extends FieldMap = FieldMap> {
   /** Xen's spelling, lowercase, without prefix: "domctl.getdomaininfo", "domctl.shadow_op.clean". */
   readonly name: string;
@@ -65,6 +72,14 @@ export interface RowSpec<F extends FieldMap = FieldMap> {
   readonly verified: boolean;
   /** Typed-call argument schema (zod), where xencall offers a typed call for this row. */
   readonly args?: z.ZodType;
+  /**
+   * The op only reads: nothing in Xen or in any domain changes (a pause held just while state is
+   * read counts as reading), so issuing it has no effect beyond what it copies to the caller.
+   * `true`, or the rule for when it acts after all (decoded from the argument struct). Absent:
+   * it acts, or it was not traced. The raw CLI (`xencall call`) issues only read-only calls
+   * unless given --allow-writes.
+   */
+  readonly readOnly?: true | ActsWhen<Decoded<F>>;
 }
 
 export type Row = RowSpec<FieldMap>;
@@ -85,6 +100,15 @@ export function defineRow<const F extends FieldMap>(spec: RowSpec<F>): Row {
   if (spec.condition && !spec.layout) {
     throw new Error(`row ${spec.name}: a condition needs the argument layout to decode`);
   }
+  if (spec.readOnly !== undefined && !spec.verified) {
+    throw new Error(`row ${spec.name}: only a row traced in Xen's source can be read-only`);
+  }
+  if (spec.readOnly === true && spec.verdict !== 'safe') {
+    throw new Error(`row ${spec.name}: a read changes nothing, so a read-only row is safe to re-issue`);
+  }
+  if (spec.readOnly !== undefined && spec.readOnly !== true && !spec.layout) {
+    throw new Error(`row ${spec.name}: a read-only rule needs the argument layout to decode`);
+  }
   return Object.freeze(spec) as unknown as Row;
 }
 
@@ -94,6 +118,22 @@ export function verdictFor(row: Row, decoded: Record<string, unknown> | undefine
   // Without decoded arguments a conditional row cannot be proved safe.
   if (!decoded || !row.condition) return 'unsafe';
   return row.condition.unsafeWhen(decoded as never) ? 'unsafe' : 'safe';
+}
+
+/**
+ * Gives a row built by a helper the layout of its argument struct, so the guest handles in it
+ * are known (a raw caller can check where Xen will write, the runner which buffers to restore).
+ */
+export function withLayout(row: Row, layout: StructLayout): Row {
+  return Object.freeze({ ...row, layout });
+}
+
+/** Whether one call of the row only reads (the raw CLI's gate): a rule decides for these arguments. */
+export function readOnlyFor(row: Row, decoded: Record<string, unknown> | undefined): boolean {
+  if (row.readOnly === undefined) return false;
+  if (row.readOnly === true) return true;
+  // Without decoded arguments a rule cannot be proved to say "reads".
+  return decoded !== undefined && !row.readOnly.actsWhen(decoded as never);
 }
 
 /** What a sub-op family's rows have in common; each row gives the rest and may override these. */

@@ -153,6 +153,17 @@ function unclassified(hypercall: HypercallSpec | undefined, subop: number | null
   return { hypercall, subop, row: undefined, decoded: undefined, payloadAddress: undefined };
 }
 
+/**
+ * Whether every guest pointer a call of this row makes Xen follow can be seen by whoever builds
+ * its arguments: the registers always can; pointers inside the argument struct can where the
+ * row has the struct's layout (its guest handles are named there), where Xen follows no pointer
+ * at all (`no-pointer`), or where the hypercall's structs never hold one. The raw CLI checks
+ * them all before issuing a call without --allow-writes.
+ */
+export function pointersVisible(row: Row): boolean {
+  return row.layout !== undefined || row.faults === 'no-pointer' || HYPERCALLS[row.hypercall].pointerFreePayload === true;
+}
+
 export function rowsOf(hypercall: HypercallName): Row[] {
   return TABLE.filter((r) => r.hypercall === hypercall);
 }

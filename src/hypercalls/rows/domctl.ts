@@ -8,16 +8,20 @@
 // every row's fault class is `copies`, even where the sub-op touches no other caller memory.
 
 import { z } from 'zod';
-import { defineRow, type Citation, type Row, subopRows } from '../row.js';
+import { defineRow, type Citation, type Row, subopRows, withLayout } from '../row.js';
 import { DOMCTL, SHADOW_OP } from '../numbers.js';
 import {
   xen_domctl_createdomain,
   xen_domctl_getdomaininfo,
   xen_domctl_getpageframeinfo3,
+  xen_domctl_getvcpuinfo,
+  xen_domctl_hvmcontext,
   xen_domctl_max_mem,
   xen_domctl_max_vcpus,
   xen_domctl_monitor_op,
   xen_domctl_shadow_op,
+  xen_domctl_vcpuaffinity,
+  xen_domctl_vcpucontext,
   xen_domctl_vm_event_op,
   xen_domctl_vmtrace_op,
 } from '../structs.js';
@@ -85,6 +89,7 @@ const entryOnly = (op: keyof typeof DOMCTL, effect: string, source: readonly Cit
 const readOnly = (op: keyof typeof DOMCTL, what: string, source: readonly Citation[], extra = '') =>
   domctl(op, {
     verdict: 'safe',
+    readOnly: true,
     reason: `Read-only: ${what}; an EFAULT on any copy leaves Xen unchanged.${extra ? ` ${extra}` : ''}`,
     source,
   });
@@ -176,6 +181,7 @@ export const DOMCTL_ROWS = [
     subop: DOMCTL.getdomaininfo,
     layout: xen_domctl_getdomaininfo,
     verdict: 'safe',
+    readOnly: true,
     faults: 'copies',
     longRunning: false,
     reason:
@@ -293,6 +299,7 @@ export const DOMCTL_ROWS = [
     mode: shadowMode('PEEK'),
     layout: xen_domctl_shadow_op,
     verdict: 'safe',
+    readOnly: true,
     faults: 'copies',
     longRunning: true,
     reason: `PEEK copies the bitmap and stats out without clearing anything and never re-arms tracking (paging_log_dirty_op lines 489-517, 572-577), so an EFAULT leaves the log-dirty state unchanged. ${STUCK_CONTINUATION}`,
@@ -308,6 +315,7 @@ export const DOMCTL_ROWS = [
     mode: shadowMode('GET_ALLOCATION'),
     layout: xen_domctl_shadow_op,
     verdict: 'safe',
+    readOnly: true,
     faults: 'copies',
     longRunning: false,
     reason: 'Read-only: the allocation is written to mb and copied back; nothing changes. It is the one shadow_op let through while a log-dirty op is pending (paging_domctl lines 713-714).',
@@ -369,10 +377,13 @@ export const DOMCTL_ROWS = [
       'Read the context back with getvcpucontext and re-issue only if it differs from the one you set.',
   }),
   withArgs(
-    readOnly('getvcpucontext', 'the vcpu is paused just long enough to read its context, which is copied out, then the struct is copied back', [DO_DOMCTL]),
+    withLayout(
+      readOnly('getvcpucontext', 'the vcpu is paused just long enough to read its context, which is copied out, then the struct is copied back', [DO_DOMCTL]),
+      xen_domctl_vcpucontext,
+    ),
     byVcpu,
   ),
-  withArgs(readOnly('getvcpuinfo', 'runstate and flags are read and copied back', [DO_DOMCTL]), byVcpu),
+  withArgs(withLayout(readOnly('getvcpuinfo', 'runstate and flags are read and copied back', [DO_DOMCTL]), xen_domctl_getvcpuinfo), byVcpu),
   defineRow({
     name: 'domctl.max_vcpus',
     hypercall: 'domctl',
@@ -418,11 +429,14 @@ export const DOMCTL_ROWS = [
     z.object({ domain: domid, time_offset_seconds: i64 }).strict(),
   ),
   withArgs(
-    readOnly(
-      'getvcpuaffinity',
-      'the hard and soft masks are copied out to the caller\'s bitmaps',
-      [DO_DOMCTL, { file: 'xen/common/sched/core.c', function: 'vcpu_affinity_domctl' }],
-      'With both masks an EFAULT on the hard one is lost (ret is reassigned): the typed call detects the unwritten map and re-issues.',
+    withLayout(
+      readOnly(
+        'getvcpuaffinity',
+        'the hard and soft masks are copied out to the caller\'s bitmaps',
+        [DO_DOMCTL, { file: 'xen/common/sched/core.c', function: 'vcpu_affinity_domctl' }],
+        'With both masks an EFAULT on the hard one is lost (ret is reassigned): the typed call detects the unwritten map and re-issues.',
+      ),
+      xen_domctl_vcpuaffinity,
     ),
     byVcpu,
   ),
@@ -431,11 +445,14 @@ export const DOMCTL_ROWS = [
   entryOnly('sendtrigger', 'the NMI, power or sleep trigger is delivered', [ARCH_DO_DOMCTL], 'A re-issue after EFAULT cannot deliver it twice.'),
   entryOnly('subscribe', 'the suspend event channel is recorded', [DO_DOMCTL]),
   withArgs(
-    readOnly(
-      'gethvmcontext',
-      'hvm_save() fills an internal buffer while the domain is paused, then it is copied out and the struct copied back',
-      [ARCH_DO_DOMCTL, { file: 'xen/arch/x86/hvm/save.c', function: 'hvm_save' }],
-      'hvm_save can itself return -EFAULT when its internal buffer is too small; that is not a caller-buffer fault.',
+    withLayout(
+      readOnly(
+        'gethvmcontext',
+        'hvm_save() fills an internal buffer while the domain is paused, then it is copied out and the struct copied back',
+        [ARCH_DO_DOMCTL, { file: 'xen/arch/x86/hvm/save.c', function: 'hvm_save' }],
+        'hvm_save can itself return -EFAULT when its internal buffer is too small; that is not a caller-buffer fault.',
+      ),
+      xen_domctl_hvmcontext,
     ),
     z.object({ domain: domid }).strict(),
   ),
@@ -518,6 +535,7 @@ export const DOMCTL_ROWS = [
     subop: DOMCTL.getpageframeinfo3,
     layout: xen_domctl_getpageframeinfo3,
     verdict: 'safe',
+    readOnly: true,
     faults: 'copies',
     longRunning: true,
     reason:

@@ -71,6 +71,7 @@ export const EVENT_CHANNEL_ROWS = [
     subop: EVTCHNOP.status,
     layout: evtchn_status,
     verdict: 'safe',
+    readOnly: true,
     faults: 'copies',
     longRunning: false,
     reason: 'Read-only: copy in, look the port up, copy the status back.',

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { defineRow, type Citation, subopRows } from '../row.js';
 import { HVMOP } from '../numbers.js';
-import { xen_hvm_altp2m_op } from '../structs.js';
+import { xen_hvm_altp2m_op, xen_hvm_param } from '../structs.js';
 import { HVMOP_ALTP2M } from './constants.js';
 import { domidOrSelf, u32, u64 } from '../schemas.js';
 import { HVM_PARAM } from '../values.js';
@@ -36,6 +36,8 @@ export const HVM_OP_ROWS = [
     args: z.object({ domid: domidOrSelf, index: paramIndex, value: u64 }).strict(),
   }),
   hvm('get_param', {
+    readOnly: true,
+    layout: xen_hvm_param,
     reason: 'Read-only: the parameter is read and the struct copied back.',
     source: [DO_HVM_OP, hvmFn('hvmop_get_param')],
     args: z.object({ domid: domidOrSelf, index: paramIndex }).strict(),

@@ -23,7 +23,7 @@ const noArgs = z.object({}).strict();
 const memop = subopRows('memory_op', XENMEM);
 
 const readOnly = (op: keyof typeof XENMEM, what: string, source: readonly Citation[]) =>
-  memop(op, { verdict: 'safe', reason: `Read-only: ${what}; an EFAULT changes nothing.`, source });
+  memop(op, { verdict: 'safe', readOnly: true, reason: `Read-only: ${what}; an EFAULT changes nothing.`, source });
 
 const space = (s: keyof typeof XENMAPSPACE) => ({ field: 'space', value: XENMAPSPACE[s] }) as const;
 
@@ -104,6 +104,7 @@ export const MEMORY_OP_ROWS = [
     hypercall: 'memory_op',
     subop: XENMEM.maximum_ram_page,
     verdict: 'safe',
+    readOnly: true,
     faults: 'no-pointer',
     longRunning: false,
     reason: 'Returns max_page in the result (it can exceed 2^31: keep all 64 bits); no caller memory is touched.',
@@ -117,6 +118,7 @@ export const MEMORY_OP_ROWS = [
     subop: XENMEM.current_reservation,
     layout: xen_memory_domain,
     verdict: 'safe',
+    readOnly: true,
     faults: 'copies',
     longRunning: false,
     reason: 'Copies the domid in and returns the domain\'s page count as the result; read-only.',
@@ -130,6 +132,7 @@ export const MEMORY_OP_ROWS = [
     subop: XENMEM.maximum_reservation,
     layout: xen_memory_domain,
     verdict: 'safe',
+    readOnly: true,
     faults: 'copies',
     longRunning: false,
     reason: 'Copies the domid in and returns the domain\'s page limit as the result; read-only.',
@@ -143,6 +146,7 @@ export const MEMORY_OP_ROWS = [
     subop: XENMEM.maximum_gpfn,
     layout: xen_memory_domain,
     verdict: 'safe',
+    readOnly: true,
     faults: 'copies',
     longRunning: false,
     reason: 'Copies the domid in and returns the highest gpfn as the result; read-only.',

@@ -6,17 +6,21 @@
 // every default sub-op can return -EFAULT after its effect; whether that matters depends on it.
 
 import { z } from 'zod';
-import { defineRow, type Citation, type Row, subopRows } from '../row.js';
+import { defineRow, type Citation, type Row, subopRows, withLayout } from '../row.js';
 import { SYSCTL } from '../numbers.js';
 import {
   xen_sysctl_cpupool_op,
+  xen_sysctl_cputopoinfo,
   xen_sysctl_debug_keys,
+  xen_sysctl_getcpuinfo,
   xen_sysctl_getdomaininfolist,
   xen_sysctl_livepatch_op,
+  xen_sysctl_numainfo,
   xen_sysctl_perfc_op,
   xen_sysctl_physinfo,
   xen_sysctl_pm_op,
   xen_sysctl_readconsole,
+  xen_sysctl_sched_id,
   xen_sysctl_tbuf_op,
 } from '../structs.js';
 import { domid, u32 } from '../schemas.js';
@@ -32,6 +36,7 @@ const sysctl = subopRows('sysctl', SYSCTL);
 const readOnly = (op: keyof typeof SYSCTL, what: string, source: readonly Citation[], extra = '') =>
   sysctl(op, {
     verdict: 'safe',
+    readOnly: true,
     reason: `Read-only: ${what}; an EFAULT on any copy changes nothing.${extra ? ` ${extra}` : ''}`,
     source,
   });
@@ -51,6 +56,7 @@ export const SYSCTL_ROWS = [
     layout: xen_sysctl_readconsole,
     verdict: 'conditional',
     condition: { text: 'unsafe when clear != 0', unsafeWhen: (a) => a.clear !== 0 },
+    readOnly: { text: 'acts when clear != 0 (the text read is taken out of the ring)', actsWhen: (a) => a.clear !== 0 },
     faults: 'copies',
     longRunning: false,
     reason:
@@ -93,6 +99,7 @@ export const SYSCTL_ROWS = [
     subop: SYSCTL.physinfo,
     layout: xen_sysctl_physinfo,
     verdict: 'safe',
+    readOnly: true,
     faults: 'copies',
     longRunning: false,
     reason: 'Read-only: the struct is filled and copied back; an EFAULT on either copy changes nothing.',
@@ -100,7 +107,7 @@ export const SYSCTL_ROWS = [
     verified: true,
     args: z.object({}).strict(),
   }),
-  withArgs(readOnly('sched_id', 'the scheduler id is copied back', [DO_SYSCTL]), noArgs),
+  withArgs(withLayout(readOnly('sched_id', 'the scheduler id is copied back', [DO_SYSCTL]), xen_sysctl_sched_id), noArgs),
   defineRow({
     name: 'sysctl.perfc_op',
     hypercall: 'sysctl',
@@ -122,6 +129,7 @@ export const SYSCTL_ROWS = [
     subop: SYSCTL.getdomaininfolist,
     layout: xen_sysctl_getdomaininfolist,
     verdict: 'safe',
+    readOnly: true,
     faults: 'copies',
     longRunning: false,
     reason:
@@ -149,7 +157,7 @@ export const SYSCTL_ROWS = [
     verified: true,
   }),
   withArgs(
-    readOnly('getcpuinfo', 'idle time per CPU is copied out, then the count copied back', [DO_SYSCTL]),
+    withLayout(readOnly('getcpuinfo', 'idle time per CPU is copied out, then the count copied back', [DO_SYSCTL]), xen_sysctl_getcpuinfo),
     // Default: every cpu id (physinfo's max_cpu_id + 1), as libxc's callers size it.
     z.object({ max_cpus: z.number().int().min(1).max(4096).optional() }).strict(),
   ),
@@ -199,8 +207,8 @@ export const SYSCTL_ROWS = [
     reason: 'query copies lock records out (read-only); reset is idempotent and can only fault on the final copy-back. Only in CONFIG_DEBUG_LOCK_PROFILE builds (otherwise -ENOSYS).',
     source: [DO_SYSCTL, { file: 'xen/common/spinlock.c', function: 'spinlock_profile_control' }],
   }),
-  withArgs(readOnly('cputopoinfo', 'per-CPU topology is copied out, then num_cpus', [DO_SYSCTL]), noArgs),
-  withArgs(readOnly('numainfo', 'per-node memory and distances are copied out, then num_nodes', [DO_SYSCTL]), noArgs),
+  withArgs(withLayout(readOnly('cputopoinfo', 'per-CPU topology is copied out, then num_cpus', [DO_SYSCTL]), xen_sysctl_cputopoinfo), noArgs),
+  withArgs(withLayout(readOnly('numainfo', 'per-node memory and distances are copied out, then num_nodes', [DO_SYSCTL]), xen_sysctl_numainfo), noArgs),
   defineRow({
     name: 'sysctl.cpupool_op.create',
     hypercall: 'sysctl',
@@ -238,6 +246,7 @@ export const SYSCTL_ROWS = [
     mode: cpupoolMode('INFO'),
     layout: xen_sysctl_cpupool_op,
     verdict: 'safe',
+    readOnly: true,
     faults: 'copies',
     longRunning: false,
     reason: 'Read-only: the cpumap is copied out and the struct copied back. cpupool_id is rewritten with the pool found: iterate with the echoed id, re-issue with the requested one.',
@@ -293,6 +302,7 @@ export const SYSCTL_ROWS = [
     mode: cpupoolMode('FREEINFO'),
     layout: xen_sysctl_cpupool_op,
     verdict: 'safe',
+    readOnly: true,
     faults: 'copies',
     longRunning: false,
     reason: 'Read-only: the map of free cpus is copied out and the struct copied back.',
