@@ -2,6 +2,7 @@
 // camelCase, promise-first with synchronous twins, and the typed calls. Everything here is
 // backend-agnostic: validation, classification, pristine inputs and retry sit above the Backend.
 
+import { setMaxListeners } from 'node:events';
 import type { Backend } from './backend.js';
 import { openPrivcmd } from './backends/privcmd.js';
 import { BufferPool, HypercallBuffer } from './buffers.js';
@@ -99,7 +100,7 @@ export class Xencall {
   /** Promise-API calls not yet settled: buffers and the backend are released after the last. */
   private inflight = 0;
   /** Aborted by close(): ends backoff waits and cancels hypercalls still queued in the backend. */
-  private readonly closing = new AbortController();
+  private readonly closing = closingController();
   private readonly sleepSync: (ms: number) => void;
   private readonly sleepAsync: ((ms: number, signal?: AbortSignal) => Promise<void>) | undefined;
 
@@ -369,6 +370,16 @@ export class Xencall {
 }
 
 const U64_LIMIT = 1n << 64n;
+
+/**
+ * The controller close() aborts. Every call waiting in the backend listens to its signal, and
+ * thousands may wait at once: that is the design, not a listener leak, so the limit is lifted.
+ */
+function closingController(): AbortController {
+  const c = new AbortController();
+  setMaxListeners(0, c.signal);
+  return c;
+}
 
 /** handleOffsets() per layout, computed once: layouts are frozen data. */
 const handleOffsetCache = new WeakMap<StructLayout, readonly number[]>();

@@ -4,6 +4,7 @@
 // The privcmd backend runs on /dev/null (its ioctl answers ENOTTY), as in privcmd-host.test.ts.
 
 import assert from 'node:assert/strict';
+import { setMaxListeners } from 'node:events';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { ErrorCodes, XencallError, numbers } from '../src/index.js';
@@ -82,6 +83,8 @@ describe('more async hypercalls than koffi runs at once (privcmd on /dev/null)',
     const b = new PrivcmdBackend(onNull);
     try {
       const c = new AbortController();
+      // One signal for 2000 calls: each waiting call listens to it.
+      setMaxListeners(0, c.signal);
       const ps = Array.from({ length: 2000 }, () => b.hypercallAsync(17, zeros, c.signal));
       c.abort(new Error('enough'));
       const r = await outcomes(ps);
