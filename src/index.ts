@@ -19,10 +19,10 @@ export {
 } from './errors.js';
 export type { ErrorCode, RetryOutcome, HypercallErrorInfo } from './errors.js';
 export { XEN_ERRNO } from './errno-table.js';
-export { TABLE, rowByName, classify, rowsOf } from './hypercalls/table.js';
+export { TABLE, rowByName, classify, rowsOf, pointersVisible } from './hypercalls/table.js';
 export type { Classification, MemoryReader } from './hypercalls/table.js';
-export { verdictFor, XEN_SOURCE } from './hypercalls/row.js';
-export type { Row, RowSpec, Verdict, FaultClass, Citation } from './hypercalls/row.js';
+export { verdictFor, readOnlyFor, XEN_SOURCE } from './hypercalls/row.js';
+export type { Row, RowSpec, Verdict, FaultClass, Citation, ActsWhen } from './hypercalls/row.js';
 export { HYPERCALLS, hypercallByNumber } from './hypercalls/hypercalls.js';
 export type { HypercallName, HypercallSpec } from './hypercalls/hypercalls.js';
 export * as numbers from './hypercalls/numbers.js';
