@@ -188,7 +188,7 @@ describe('every public entry point fails typed', { timeout: 120_000 }, () => {
   it("the mock's constructor, addDomain and fault rules", async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.oneof(junk, fc.record({ strict: value, nrCpus: value, logDirtyChunksPerSlice: value, historyLimit: value, consoleSize: value, dom0: junk }, { requiredKeys: [] })),
+        fc.oneof(junk, fc.record({ strict: value, nrCpus: value, preempt: fc.oneof(value, fc.constantFrom('never', 'always')), historyLimit: value, consoleSize: value, dom0: junk }, { requiredKeys: [] })),
         fc.oneof(junk, fc.record({ domid: value, totPages: value, maxVcpus: value, onlineVcpus: value, handle: junk, withMemory: value }, { requiredKeys: [] })),
         fc.oneof(junk, fc.record({ op: value, direction: fc.oneof(value, fc.constantFrom('in', 'out', 'any')), nth: value, times: value, page: value, buffer: value, label: value }, { requiredKeys: [] })),
         fc.oneof(junk, fc.record({ rate: fc.oneof(value, fc.double({ min: 0, max: 1, noNaN: true })), seed: value, op: value, direction: value }, { requiredKeys: [] })),
