@@ -1,5 +1,6 @@
 // Test helpers: a comparable snapshot of the mock's world, and small shorthands.
 
+import fs from 'node:fs';
 import { open, type Backend, type Xencall } from '../src/index.js';
 import type { OpenOptions } from '../src/xencall.js';
 import { MockHypervisor, type MockHypervisorOptions } from '../src/testing/index.js';
@@ -95,4 +96,15 @@ export function counting(inner: Backend): Backend & { hypercalls: number; allocs
     close: inner.close.bind(inner),
   };
   return c;
+}
+
+/** VmFlags of the VMA holding `address` (/proc/self/smaps): "io" VM_IO, "lo" VM_LOCKED, "dc" VM_DONTCOPY. */
+export function vmFlagsAt(address: bigint): string[] {
+  let inside = false;
+  for (const l of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(l);
+    if (m) inside = BigInt(`0x${m[1]}`) <= address && address < BigInt(`0x${m[2]}`);
+    else if (inside && l.startsWith('VmFlags:')) return l.slice(8).trim().split(/\s+/);
+  }
+  return [];
 }

@@ -9,23 +9,13 @@ import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { ErrorCodes, XencallError, numbers } from '../src/index.js';
 import { PrivcmdBackend, type PrivcmdOptions } from '../src/backends/privcmd.js';
-import { mockHandle } from './helpers.js';
+import { mockHandle, vmFlagsAt } from './helpers.js';
 
 const ENOTTY = 25n;
 const onNull: PrivcmdOptions = { privcmdPaths: ['/dev/null'], hypercallBufPath: null };
 const zeros = [0n, 0n, 0n, 0n, 0n];
 const { XEN_DOMCTL_PFINFO } = numbers;
 
-/** Flags of the VMA at `address` from /proc/self/smaps ("lo" = VM_LOCKED). */
-function vmFlagsAt(address: bigint): string[] {
-  let inside = false;
-  for (const l of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(l);
-    if (m) inside = BigInt(`0x${m[1]}`) <= address && address < BigInt(`0x${m[2]}`);
-    else if (inside && l.startsWith('VmFlags:')) return l.slice(8).trim().split(/\s+/);
-  }
-  return [];
-}
 
 const fdOpen = (fd: number) => {
   try {

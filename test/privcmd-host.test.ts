@@ -17,6 +17,7 @@ import { XEN_PAGE_SIZE } from '../src/hypercalls/numbers.js';
 import { privcmd_mmap_resource, privcmd_mmapbatch_v2 } from '../src/hypercalls/structs.js';
 import { encode } from '../src/layout.js';
 import { open } from '../src/index.js';
+import { vmFlagsAt } from './helpers.js';
 
 const ENOTTY = 25n;
 const onNull: PrivcmdOptions = { privcmdPaths: ['/dev/null'], hypercallBufPath: null };
@@ -33,17 +34,6 @@ function mapsAt(address: bigint): string[] {
     });
 }
 
-/** Flags of the VMA at `address` from /proc/self/smaps ("lo", "dc" = VM_LOCKED, VM_DONTCOPY). */
-function vmFlagsAt(address: bigint): string[] {
-  const lines = fs.readFileSync('/proc/self/smaps', 'utf8').split('\n');
-  let inside = false;
-  for (const l of lines) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(l);
-    if (m) inside = BigInt(`0x${m[1]}`) <= address && address < BigInt(`0x${m[2]}`);
-    else if (inside && l.startsWith('VmFlags:')) return l.slice(8).trim().split(/\s+/);
-  }
-  return [];
-}
 
 function tmpPath(name: string): string {
   return path.join(os.tmpdir(), `xencall-privcmd-host-${process.pid}-${name}`);

@@ -4,29 +4,19 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Backend, BackendPages } from '../../src/backend.js';
 import { PrivcmdBackend } from '../../src/backends/privcmd.js';
 import { HypercallError, XencallError } from '../../src/errors.js';
 import { DOMCTL, HYPERCALL, SYSCTL, XENMEM, XENVER, XEN_DOMCTL_INTERFACE_VERSION, XEN_PAGE_SIZE, XEN_SYSCTL_INTERFACE_VERSION } from '../../src/hypercalls/numbers.js';
 import { open, type Xencall } from '../../src/index.js';
+import { vmFlagsAt } from '../helpers.js';
 import { vm } from './vm-env.js';
 
 const EPERM = 1;
 const ENOSYS = 38;
 const args = (...a: bigint[]) => [...a, 0n, 0n, 0n, 0n, 0n].slice(0, 5);
 
-/** VmFlags of the VMA holding `address` (/proc/self/smaps): "io" VM_IO, "lo" VM_LOCKED, "dc" VM_DONTCOPY. */
-function vmFlagsAt(address: bigint): string[] {
-  let inside = false;
-  for (const l of fs.readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) /.exec(l);
-    if (m) inside = BigInt(`0x${m[1]}`) <= address && address < BigInt(`0x${m[2]}`);
-    else if (inside && l.startsWith('VmFlags:')) return l.slice(8).trim().split(/\s+/);
-  }
-  return [];
-}
 
 /** Writes struct xen_domctl for getdomaininfo(domain) at the start of `mem` (header layout from xen-abi-facts §3). */
 function putGetdomaininfo(mem: BackendPages, domain: number): void {
