@@ -49,8 +49,10 @@ export class HypercallBuffer {
   }
 
   /** Copies `length` bytes out from `offset`. */
-  read(offset = 0, length = this.size - offset): Uint8Array {
-    this.checkRange('offset', offset, 'length', length, 'read');
+  read(offset = 0, length?: number): Uint8Array {
+    // The default is worked out after the offset is known to be a number.
+    this.checkRange('offset', offset, 'length', length ?? (typeof offset === 'number' ? this.size - offset : 0), 'read');
+    length ??= this.size - offset;
     return this.live().bytes.slice(offset, offset + length);
   }
 

@@ -97,6 +97,7 @@ describe('bad input is a typed error', () => {
     assert.throws(() => b.write(new Uint8Array(2), 1.5), invalid('offset'));
     assert.throws(() => b.write(new Uint8Array(2), '1' as never), invalid('offset'));
     assert.throws(() => b.read(0.5), invalid('offset'));
+    assert.throws(() => b.read(Symbol('x') as never), invalid('offset'));
     assert.throws(() => b.read(0, NaN), invalid('length'));
     assert.throws(() => b.read(0, 17), invalid('length'));
     assert.ok(b.bytes.every((x) => x === 0), 'nothing was written');

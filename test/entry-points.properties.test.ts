@@ -1,7 +1,7 @@
 // The standing reliability suite, part one: fast-check throws junk at every public entry point —
-// open/openSync, typed calls with their options (promise and sync), raw calls, buffers, the
-// recovery helpers, liveMigrate, the mock's constructor, domains and fault rules, and the CLI's
-// argv. Whatever happens, a failure is a XencallError with one of the stable codes (the CLI: an
+// open/openSync, typed calls with their options (promise and sync), raw calls, buffers, foreign
+// memory, the recovery helpers, liveMigrate, the mock's constructor, domains and fault rules, and
+// the CLI's argv. Whatever happens, a failure is a XencallError with one of the stable codes (the CLI: an
 // exit status with a one-line message, 2 for bad usage), never a raw TypeError, a hang or a
 // stack trace. Other suites pin behaviour; this one pins that nothing escapes untyped.
 
@@ -155,6 +155,36 @@ describe('every public entry point fails typed', { timeout: 120_000 }, () => {
       }),
       { numRuns: 300 },
     );
+    xc.close();
+  });
+
+  it('foreign memory: map, mapResource, and a mapping after unmap', async () => {
+    const { hv, xc } = await world();
+    hv.addDomain({ domid: 9, totPages: 16, withMemory: true });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(value, fc.constantFrom(9, 0, 5)),
+        fc.oneof(junk, fc.array(fc.oneof(value, fc.integer({ min: 0, max: 20 })), { maxLength: 6 }), fc.constant(new Uint32Array([0, 1, 2]))),
+        fc.oneof(junk, fc.record({ writable: value }, { requiredKeys: [] })),
+        fc.oneof(junk, fc.record({ type: value, id: value, frame: value, nrFrames: fc.oneof(value, fc.integer({ min: 1, max: 4 })), writable: value }, { requiredKeys: [] })),
+        value,
+        async (domid, gfns, opts, resource, page) => {
+          await typed('foreignMemory.map', () => {
+            const m = xc.foreignMemory.map(domid as never, gfns as never, opts as never);
+            try {
+              void m.page(page as never);
+            } finally {
+              m.unmap();
+            }
+            m.unmap();
+            void m.bytes;
+          });
+          await typed('foreignMemory.mapResource', () => xc.foreignMemory.mapResource(domid as never, resource as never).unmap());
+        },
+      ),
+      { numRuns: 300 },
+    );
+    assert.equal(xc.foreignMemory.mappings.length, 0, 'every mapping made was unmapped');
     xc.close();
   });
 
