@@ -29,6 +29,8 @@ export const ErrorCodes = {
   UNMAPPED: 'XEN_ERR_UNMAPPED',
   /** A reservation op (populate_physmap) stopped making progress: Xen's count stayed short. */
   SHORT_COUNT: 'XEN_ERR_SHORT_COUNT',
+  /** A save image is truncated, corrupt, of another version or out of order (ImageError's `problem`). */
+  IMAGE_INVALID: 'XEN_ERR_IMAGE_INVALID',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
