@@ -31,6 +31,8 @@ export const ErrorCodes = {
   SHORT_COUNT: 'XEN_ERR_SHORT_COUNT',
   /** A save image is truncated, corrupt, of another version or out of order (ImageError's `problem`). */
   IMAGE_INVALID: 'XEN_ERR_IMAGE_INVALID',
+  /** save/migrate refused a guest up front (dom0, dying, shut down, PV, no log-dirty); `reason` says which. */
+  GUEST_UNSUPPORTED: 'XEN_ERR_GUEST_UNSUPPORTED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

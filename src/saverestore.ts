@@ -56,6 +56,8 @@ export interface LiveMigrationOptions {
   cleanAttempts?: number;
   /** Called after every round (a progress bar, a log line). */
   onRound?: (r: RoundReport) => void;
+  /** Called right after the domain is paused for the final round (the start of the downtime). */
+  onPause?: () => void;
   /** Called between the live rounds' hypercalls (a test's guest keeps writing here). */
   onTick?: () => void | Promise<void>;
   /**
@@ -133,6 +135,7 @@ export async function liveMigrate(xc: Xencall, options: LiveMigrationOptions): P
       if (final) {
         await xc.domctl.pausedomain({ domain: o.domain }, { signal: o.signal });
         pausedByUs = true;
+        o.onPause?.();
       }
       const r = await xc.runAsync(cleanRound(ctx, o, struct, bitmap, final));
       let pausedEarly = false;
@@ -141,6 +144,7 @@ export async function liveMigrate(xc: Xencall, options: LiveMigrationOptions): P
         // this copy. A paused guest writes nothing: copy everything now and stop there.
         await xc.domctl.pausedomain({ domain: o.domain }, { signal: o.signal });
         pausedByUs = true;
+        o.onPause?.();
         final = true;
         pausedEarly = true;
       }
@@ -282,7 +286,7 @@ function bitsToGfns(bits: Uint8Array, pages: number): number[] {
   return out;
 }
 
-type Options = Required<Omit<LiveMigrationOptions, 'onRound' | 'onTick' | 'signal'>> & Pick<LiveMigrationOptions, 'onRound' | 'onTick' | 'signal'>;
+type Options = Required<Omit<LiveMigrationOptions, 'onRound' | 'onTick' | 'onPause' | 'signal'>> & Pick<LiveMigrationOptions, 'onRound' | 'onTick' | 'onPause' | 'signal'>;
 
 function validate(options: LiveMigrationOptions): Options {
   const o = requiredBag('options', options);

@@ -420,6 +420,20 @@ export const XEN_DOMCTL_CDF = {
   vpmu: 1 << 7,
 } as const;
 
+/** sysctl.h: xen_sysctl_physinfo.capabilities bits (what this hypervisor can run). */
+export const XEN_SYSCTL_PHYSCAP = {
+  hvm: 1 << 0,
+  pv: 1 << 1,
+  directio: 1 << 2,
+  hap: 1 << 3,
+  shadow: 1 << 4,
+  iommu_hap_pt_share: 1 << 5,
+  vmtrace: 1 << 6,
+  vpmu: 1 << 7,
+  gnttab_v1: 1 << 8,
+  gnttab_v2: 1 << 9,
+} as const;
+
 /** domctl.h: page types getpageframeinfo3 writes over each gfn. */
 export const XEN_DOMCTL_PFINFO = {
   LTAB_SHIFT: 28,

@@ -58,6 +58,8 @@ export interface DomainInfo {
   handle: string;
   cpupool: number;
   gpaddr_bits: number;
+  /** xen_arch_domainconfig: XEN_X86_EMU_* emulation flags and misc flags the domain was created with. */
+  arch_config: { emulation_flags: number; misc_flags: number };
 }
 
 export function toDomainInfo(d: Decoded<typeof xen_domctl_getdomaininfo.fields>): DomainInfo {
@@ -88,6 +90,7 @@ export function toDomainInfo(d: Decoded<typeof xen_domctl_getdomaininfo.fields>)
     handle: bytesToUuid(d.handle),
     cpupool: d.cpupool,
     gpaddr_bits: d.gpaddr_bits,
+    arch_config: { emulation_flags: d.arch_config.emulation_flags, misc_flags: d.arch_config.misc_flags },
   };
 }
 

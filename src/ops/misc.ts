@@ -136,6 +136,10 @@ export const MEMORY_OP_OPS = {
   maximum_reservation: typedOp('memory_op.maximum_reservation', function* (ctx, a: { domid: number }, row) {
     return (yield* structCall(ctx, row, BigInt(XENMEM.maximum_reservation), xen_memory_domain, { domid: a.domid })).result;
   }),
+  /** The highest gfn the domain has (an HVM guest's p2m size is this + 1, as libxenguest's xc_domain_nr_gpfns says). */
+  maximum_gpfn: typedOp('memory_op.maximum_gpfn', function* (ctx, a: { domid: number }, row) {
+    return (yield* structCall(ctx, row, BigInt(XENMEM.maximum_gpfn), xen_memory_domain, { domid: a.domid })).result;
+  }),
 };
 
 const STATUS_NAMES = Object.fromEntries(Object.entries(EVTCHNSTAT).map(([k, v]) => [v, k])) as Record<number, keyof typeof EVTCHNSTAT>;

@@ -152,6 +152,7 @@ export const MEMORY_OP_ROWS = [
     reason: 'Copies the domid in and returns the highest gpfn as the result; read-only.',
     source: [DO_MEMORY_OP],
     verified: true,
+    args: z.object({ domid: domidOrSelf }).strict(),
   }),
   defineRow({
     name: 'memory_op.exchange',
