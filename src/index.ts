@@ -57,3 +57,10 @@ export {
   HYPERCALL_BUF_PATH,
 } from './backends/privcmd.js';
 export type { PrivcmdOptions } from './backends/privcmd.js';
+export { save, restore, migrate } from './saverestore/operations.js';
+export type { SaveOptions, RestoreOptions, MigrateOptions, SaveReport, RestoreReport, MigrateReport, RoundSummary, SaveTarget, RestoreSource, LiveOptions } from './saverestore/operations.js';
+export { SAVERESTORE_CHANNEL } from './saverestore/progress.js';
+export type { SaveRestoreProgress, ProgressListener, SaveRestoreOperation } from './saverestore/progress.js';
+export { GuestUnsupportedError } from './saverestore/source.js';
+export { ImageError, verifyImage, IMAGE_VERSION } from './saverestore/image.js';
+export type { ImageProblem, ImageSummary } from './saverestore/image.js';

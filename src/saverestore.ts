@@ -201,14 +201,16 @@ function record(report: MigrationReport, o: Pick<LiveMigrationOptions, 'onRound'
  * EFAULT switch it off and enable again (paging_log_dirty_enable, paging_log_dirty_disable).
  */
 async function enableLogDirty(xc: Xencall, domain: number, signal: AbortSignal | undefined): Promise<boolean> {
-  try {
-    await xc.domctl.shadow_op.enable_logdirty({ domain }, { signal });
-    return false;
-  } catch (e) {
-    if (!(e instanceof HypercallError) || e.code !== ErrorCodes.RETRY_REFUSED) throw e;
-    await xc.domctl.shadow_op.off({ domain }, { signal });
-    await xc.domctl.shadow_op.enable_logdirty({ domain }, { signal });
-    return true;
+  // Each refused ENABLE is followed by an OFF (idempotent, nothing logged yet) and a fresh
+  // ENABLE, as many times as the retry policy allows re-issues of a safe op.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await xc.domctl.shadow_op.enable_logdirty({ domain }, { signal });
+      return attempt > 1;
+    } catch (e) {
+      if (!(e instanceof HypercallError) || e.code !== ErrorCodes.RETRY_REFUSED || attempt >= xc.policy.maxAttempts) throw e;
+      await xc.domctl.shadow_op.off({ domain }, { signal });
+    }
   }
 }
 

@@ -81,6 +81,7 @@ const SCENARIOS: Scenario[] = [
   },
   { row: 'memory_op.current_reservation', setup: guest, call: (xc) => xc.memory_op.current_reservation({ domid: 5 }) },
   { row: 'memory_op.maximum_reservation', setup: guest, call: (xc) => xc.memory_op.maximum_reservation({ domid: 5 }) },
+  { row: 'memory_op.maximum_gpfn', setup: (hv) => guest(hv, { hvm: true }), call: (xc) => xc.memory_op.maximum_gpfn({ domid: 5 }) },
   { row: 'event_channel_op.alloc_unbound', setup: guest, call: (xc) => xc.event_channel_op.alloc_unbound({ dom: 0, remote_dom: 5 }) },
   {
     row: 'event_channel_op.close',
@@ -113,6 +114,7 @@ const SCENARIOS: Scenario[] = [
     },
     call: (xc) => xc.domctl.getvcpuaffinity({ domain: 5, vcpu: 1 }),
   },
+  { row: 'domctl.setdomainhandle', setup: guest, call: (xc) => xc.domctl.setdomainhandle({ domain: 5, handle: '0badcafe-0000-4000-8000-000000000005' }) },
   { row: 'domctl.settimeoffset', setup: guest, call: (xc) => xc.domctl.settimeoffset({ domain: 5, time_offset_seconds: -7200n }) },
   { row: 'domctl.gethvmcontext', setup: (hv) => guest(hv, { hvm: true }), call: (xc) => xc.domctl.gethvmcontext({ domain: 5 }) },
   {

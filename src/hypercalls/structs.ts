@@ -99,6 +99,7 @@ export const xen_domctl_shadow_op = defineStruct('struct xen_domctl_shadow_op', 
   stats: struct(32, xen_domctl_shadow_op_stats),
 });
 
+export const xen_domctl_setdomainhandle = defineStruct('struct xen_domctl_setdomainhandle', 16, { handle: bytes(0, 16) });
 export const xen_domctl_max_mem = defineStruct('struct xen_domctl_max_mem', 8, { max_memkb: u64(0) });
 export const xen_domctl_max_vcpus = defineStruct('struct xen_domctl_max_vcpus', 4, { max: u32(0) });
 

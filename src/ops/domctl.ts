@@ -10,6 +10,7 @@ import {
   xen_domctl_getdomaininfo,
   xen_domctl_getpageframeinfo3,
   xen_domctl_max_mem,
+  xen_domctl_setdomainhandle,
   xen_domctl_max_vcpus,
   xen_domctl_shadow_op,
   vcpu_guest_context,
@@ -170,6 +171,11 @@ export const DOMCTL_OPS = {
 
   unpausedomain: typedOp('domctl.unpausedomain', function* (ctx, a: { domain: number }, row) {
     yield* domctl(ctx, row, a.domain, undefined, {});
+    return nothing();
+  }),
+
+  setdomainhandle: typedOp('domctl.setdomainhandle', function* (ctx, a: { domain: number; handle: Uint8Array }, row) {
+    yield* domctl(ctx, row, a.domain, xen_domctl_setdomainhandle, { handle: a.handle });
     return nothing();
   }),
 

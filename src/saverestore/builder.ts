@@ -10,7 +10,9 @@
 // end of the stream the HVM context is loaded (x86_hvm_stream_complete: sethvmcontext) and the
 // domain is unpaused by the toolstack.
 
-import { ErrorCodes, XencallError } from '../errors.js';
+import { randomUUID } from 'node:crypto';
+import { ErrorCodes, HypercallError, XencallError } from '../errors.js';
+import { findDomainByHandle } from '../recovery.js';
 import { XEN_PAGE_SIZE } from '../hypercalls/numbers.js';
 import { HVM_PARAM } from '../hypercalls/values.js';
 import type { Xencall } from '../xencall.js';
@@ -36,28 +38,46 @@ export class DomainBuilder {
     private readonly xc: Xencall,
     readonly domid: number,
     readonly record: DomainRecord,
+    private readonly handle: string | Uint8Array,
     private readonly signal: AbortSignal | undefined,
   ) {}
 
-  /** Creates the domain (paused, as createdomain leaves it) and sizes it; destroys it if sizing fails. */
+  /**
+   * Creates the domain (paused, as createdomain leaves it) and sizes it; destroys it if sizing
+   * fails. It is created under a fresh handle of its own, as the table's recovery for
+   * createdomain asks: an EFAULT on createdomain's copy-back (after the domain exists; never
+   * re-issued) is recovered by finding the domain by that handle and adopting it. start() gives
+   * it its final handle (the source's, by default).
+   */
   static async create(xc: Xencall, record: DomainRecord, options: BuildOptions = {}): Promise<DomainBuilder> {
     const { signal } = options;
-    const created = await xc.domctl.createdomain(
-      {
-        ...(options.domid === undefined ? {} : { domain: options.domid }),
-        handle: options.handle ?? record.handle,
-        ssidref: record.ssidref,
-        flags: record.cdf_flags,
-        max_vcpus: record.max_vcpus,
-        max_evtchn_port: record.max_evtchn_port,
-        max_grant_frames: record.max_grant_frames,
-        max_maptrack_frames: record.max_maptrack_frames,
-        grant_opts: record.grant_opts,
-        arch: { emulation_flags: record.emulation_flags, misc_flags: record.misc_flags },
-      },
-      { signal },
-    );
-    const b = new DomainBuilder(xc, created.domid, record, signal);
+    const provisional = randomUUID();
+    const config = {
+      ...(options.domid === undefined ? {} : { domain: options.domid }),
+      handle: provisional,
+      ssidref: record.ssidref,
+      flags: record.cdf_flags,
+      max_vcpus: record.max_vcpus,
+      max_evtchn_port: record.max_evtchn_port,
+      max_grant_frames: record.max_grant_frames,
+      max_maptrack_frames: record.max_maptrack_frames,
+      grant_opts: record.grant_opts,
+      arch: { emulation_flags: record.emulation_flags, misc_flags: record.misc_flags },
+    };
+    let domid: number | undefined;
+    for (let attempt = 1; domid === undefined; attempt++) {
+      try {
+        ({ domid } = await xc.domctl.createdomain(config, { signal }));
+      } catch (e) {
+        if (!(e instanceof HypercallError && e.code === ErrorCodes.RETRY_REFUSED)) throw e;
+        const [found, ...more] = await findDomainByHandle(xc, provisional);
+        if (more.length) throw new XencallError(ErrorCodes.HYPERCALL, `two domains carry the fresh handle ${provisional}`, { cause: e });
+        if (found) domid = found.domid; // the copy-back faulted: the domain exists, adopt it
+        // Otherwise the EFAULT came before domain_create: nothing exists, create again.
+        else if (attempt >= xc.policy.maxAttempts) throw e;
+      }
+    }
+    const b = new DomainBuilder(xc, domid, record, options.handle ?? record.handle, signal);
     try {
       await xc.domctl.max_vcpus({ domain: b.domid, max: record.max_vcpus }, { signal });
       await xc.domctl.max_mem({ domain: b.domid, max_memkb: record.max_mem_kb }, { signal });
@@ -103,6 +123,7 @@ export class DomainBuilder {
   /** Unpauses the domain (unless `paused`); from here on it is the caller's. */
   async start(paused = false): Promise<number> {
     this.checkBuilding();
+    await this.xc.domctl.setdomainhandle({ domain: this.domid, handle: this.handle }, { signal: this.signal });
     if (!paused) await this.xc.domctl.unpausedomain({ domain: this.domid }, { signal: this.signal });
     this.started = true;
     return this.domid;

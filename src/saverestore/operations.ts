@@ -218,9 +218,12 @@ export async function save(xc: Xencall, domid: number, target: SaveTarget, optio
       pages: (g, d) => writer!.pages(g, d),
       hvmParams: (p) => writer!.hvmParams(p),
       hvmContext: (c) => writer!.hvmContext(c),
-      end: () => writer!.end(),
+      // Inside the source's run: an image that cannot be completed leaves the source running.
+      end: async () => {
+        await writer!.end();
+        await sink.close();
+      },
     }, options);
-    await sink.close();
   } catch (e) {
     await sink.close(e);
     throw e;
@@ -317,9 +320,12 @@ export async function migrate(xc: Xencall, domid: number, options: MigrateOption
       pages: (g, d) => builder!.pages(g, d),
       hvmParams: (p) => builder!.hvmParams(p),
       hvmContext: async (c) => void (context = c),
-      end: async () => builder!.hvmContext(context!),
+      // Inside the source's run: should the destination fail to start, the source is resumed.
+      end: async () => {
+        await builder!.hvmContext(context!);
+        await builder!.start(options.paused ?? false);
+      },
     }, options);
-    await builder!.start(options.paused ?? false);
   } catch (e) {
     await builder?.abort();
     throw e;
@@ -345,7 +351,7 @@ function checkDomid(field: string, v: unknown): void {
 
 interface OpenSink {
   write(chunks: readonly Uint8Array[]): Promise<void>;
-  /** Flushes and closes; with an error, closes without flushing and removes a file it created. */
+  /** Flushes and closes; with an error, removes a file it created. Closes once; later calls do nothing. */
   close(error?: unknown): Promise<void>;
 }
 
@@ -355,11 +361,15 @@ async function openSink(target: SaveTarget): Promise<OpenSink> {
       throw new XencallError(ErrorCodes.VALIDATION, `cannot create ${target}: ${e.code ?? e.message}${e.code === 'EEXIST' ? ' (save never overwrites an image)' : ''}`, { cause: e });
     });
     const { rm } = await import('node:fs/promises');
+    let closed = false;
     return {
       // writev copies nothing: the page data goes straight from the foreign mapping to the file.
       write: async (chunks) => void (await fh.writev(chunks as Uint8Array[])),
       close: async (error) => {
-        await fh.close();
+        if (!closed) {
+          closed = true;
+          await fh.close();
+        }
         if (error !== undefined) await rm(target, { force: true });
       },
     };

@@ -18,6 +18,7 @@ import {
   XENVER,
   XEN_DOMCTL_INTERFACE_VERSION,
   XEN_DOMINF,
+  XEN_DOMCTL_CDF,
   XEN_SYSCTL_INTERFACE_VERSION,
   EVTCHNSTAT,
 } from '../hypercalls/numbers.js';
@@ -37,6 +38,7 @@ import {
   xen_domctl_getvcpuinfo,
   xen_domctl_hvmcontext,
   xen_domctl_max_mem,
+  xen_domctl_setdomainhandle,
   xen_domctl_max_vcpus,
   xen_domctl_settimeoffset,
   xen_domctl_vcpuaffinity,
@@ -255,6 +257,7 @@ function domctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigi
       const nd = new MockDomain({ domid: dom, handle: cfg.handle, maxVcpus: cfg.max_vcpus, hvm: (cfg.flags & 1) !== 0, vcpusCreated: false });
       nd.ssidref = cfg.ssidref;
       nd.createFlags = cfg.flags;
+      nd.emulationFlags = cfg.arch.emulation_flags;
       nd.maxEvtchnPort = cfg.max_evtchn_port;
       // grant_table_init (common/grant_table.c lines 1981-1982): a negative limit means the host's default.
       nd.maxGrantFrames = cfg.max_grant_frames < 0 ? DEFAULT_MAX_GRANT_FRAMES : cfg.max_grant_frames;
@@ -293,6 +296,11 @@ function domctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigi
       hv.effect(name, 'domain.unpaused', { domid: d!.domid, count: d!.controllerPauseCount });
       break;
     }
+    case DOMCTL.setdomainhandle:
+      // do_domctl: memcpy(d->handle, op->u.setdomainhandle.handle, ...); no copy-back.
+      d!.handle = decode(xen_domctl_setdomainhandle, v, P).handle.slice();
+      hv.effect(name, 'domain.handle', { domid: d!.domid });
+      break;
     case DOMCTL.max_mem: {
       const { max_memkb } = decode(xen_domctl_max_mem, v, P);
       const pages = max_memkb >> 2n;
@@ -386,6 +394,7 @@ function domainInfo(hv: MockHypervisor, d: MockDomain) {
       (d.shutdownReason !== null ? XEN_DOMINF.shutdown : 0) |
       (d.controllerPauseCount > 0 ? XEN_DOMINF.paused : 0) |
       (d.hvm ? XEN_DOMINF.hvm_guest : 0) |
+      (d.createFlags & XEN_DOMCTL_CDF.hap ? XEN_DOMINF.hap : 0) |
       (shutdownCode << XEN_DOMINF.shutdownshift)) >>>
     0;
   return {
@@ -404,6 +413,7 @@ function domainInfo(hv: MockHypervisor, d: MockDomain) {
     handle: d.handle,
     cpupool: d.cpupool,
     gpaddr_bits: 52,
+    arch_config: { emulation_flags: d.emulationFlags, misc_flags: 0 },
   };
 }
 
@@ -464,7 +474,7 @@ function sysctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigi
         nr_nodes: 1,
         max_node_id: 0,
         cpu_khz: 2_000_000,
-        capabilities: 0b10, // XEN_SYSCTL_PHYSCAP_pv
+        capabilities: hv.capabilities,
         total_pages: BigInt(hv.totalPages),
         free_pages: BigInt(hv.totalPages - [...hv.domains.values()].reduce((s, d) => s + d.totPages, 0)),
         scrub_pages: 0n,
@@ -532,13 +542,18 @@ function memoryOp(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bi
     case XENMEM.maximum_ram_page:
       return hv.maxRamPage;
     case XENMEM.current_reservation:
-    case XENMEM.maximum_reservation: {
+    case XENMEM.maximum_reservation:
+    case XENMEM.maximum_gpfn: {
+      // do_memory_op (xen/common/memory.c, RELEASE-4.17.7 lines 1491-1531): the domid is copied
+      // in, the answer is the result. maximum_gpfn is domain_get_maximum_gpfn (xen/arch/x86/mm.c
+      // 482-491): an HVM guest's p2m max_mapped_pfn; for PV, nr_pfns - 1.
       const b = hv.copyFromGuest(name, args[1]!, 2, 'arg1 (domid_t)');
       if (!b) return E('EFAULT');
       let domid = dv(b).getUint16(0, true);
       if (domid === DOMID.SELF) domid = 0;
       const d = hv.domain(domid);
       if (!d) return E('ESRCH');
+      if (cmd === XENMEM.maximum_gpfn) return d.hvm ? BigInt(Math.max(d.maxGpfn(), 0)) : BigInt(Math.max(d.totPages, 1) - 1);
       return cmd === XENMEM.current_reservation ? BigInt(d.totPages) : d.maxPages;
     }
     default:

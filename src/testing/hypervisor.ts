@@ -5,7 +5,7 @@
 import type { Backend, BackendForeignMap, BackendPages } from '../backend.js';
 import { ErrorCodes, HypercallError, ValidationError, XencallError, describeValue, errnoNumber, notIssued } from '../errors.js';
 import { integerIn, optionBag, optionalIntegerIn, requiredBag } from '../input.js';
-import { DOMID, XENMEM_RESOURCE, XENMEM_RESOURCE_GRANT_TABLE_ID, XEN_PAGE_SIZE } from '../hypercalls/numbers.js';
+import { DOMID, XENMEM_RESOURCE, XENMEM_RESOURCE_GRANT_TABLE_ID, XEN_PAGE_SIZE, XEN_SYSCTL_PHYSCAP } from '../hypercalls/numbers.js';
 import { CallHistory } from './history.js';
 import { FaultPlan, type CopyDirection } from './faults.js';
 import { MockConsole, MockDomain, MockHost, PageStore, type DomainSpec } from './world.js';
@@ -19,6 +19,11 @@ export interface MockHypervisorOptions {
   buffersNeverFault?: boolean;
   /** Xen version the mock reports. Default 4.17, extraversion ".7". */
   version?: { major: number; minor: number; extraversion?: string; changeset?: string; capabilities?: string };
+  /**
+   * physinfo.capabilities (XEN_SYSCTL_PHYSCAP_*). Default: what Debian's Xen 4.17.7 reports under
+   * the project's qemu: HVM with HAP, PV, grant tables v1 and v2, and no shadow paging.
+   */
+  capabilities?: number;
   /** Physical CPUs (physinfo.nr_cpus). Default 4. */
   nrCpus?: number;
   /** Host pages (physinfo.total_pages). Default 2^20 (4 GiB). */
@@ -85,6 +90,7 @@ export class MockHypervisor {
   readonly history: CallHistory;
   readonly version: { major: number; minor: number; extraversion: string; changeset: string; capabilities: string };
   readonly nrCpus: number;
+  readonly capabilities: number;
   readonly totalPages: number;
   readonly maxRamPage: bigint;
   /** hypercall_preempt_check() at a paging op's preemption point (options.preempt). */
@@ -121,6 +127,8 @@ export class MockHypervisor {
       capabilities: options.version?.capabilities ?? 'xen-3.0-x86_64 hvm-3.0-x86_32 hvm-3.0-x86_32p hvm-3.0-x86_64',
     };
     this.nrCpus = options.nrCpus ?? 4;
+    const P = XEN_SYSCTL_PHYSCAP;
+    this.capabilities = options.capabilities ?? P.hvm | P.pv | P.hap | P.gnttab_v1 | P.gnttab_v2;
     this.totalPages = options.totalPages ?? 1 << 20;
     this.maxRamPage = options.maxRamPage ?? 0x1_2345_6789n;
     this.preemptCheck = preemptChecker(options.preempt ?? DEFAULT_PREEMPT);
@@ -432,6 +440,7 @@ function checkOptions(options: MockHypervisorOptions | undefined): MockHyperviso
     if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new ValidationError(k, `must be a boolean, got ${describeValue(o[k])}`);
   }
   optionalIntegerIn('nrCpus', o.nrCpus, 1, 4095);
+  optionalIntegerIn('capabilities', o.capabilities, 0, 0xffffffff);
   optionalIntegerIn('totalPages', o.totalPages, 1, Number.MAX_SAFE_INTEGER);
   optionalIntegerIn('consoleSize', o.consoleSize, 1, 1 << 30);
   if (o.consoleSize !== undefined && (o.consoleSize & (o.consoleSize - 1)) !== 0) throw new ValidationError('consoleSize', 'must be a power of two');

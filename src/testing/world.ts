@@ -3,7 +3,7 @@
 // and to check what a sequence of hypercalls did.
 
 import { xorshift32 } from './random.js';
-import { XEN_DOMCTL_PFINFO } from '../hypercalls/numbers.js';
+import { XEN_DOMCTL_CDF, XEN_DOMCTL_PFINFO } from '../hypercalls/numbers.js';
 import { HVM_FILE, HVM_NR_PARAMS, XEN_SCHEDULER } from '../hypercalls/values.js';
 import { cpu_user_regs, vcpu_guest_context } from '../hypercalls/structs.js';
 import { encode, type Decoded } from '../layout.js';
@@ -136,6 +136,8 @@ export class MockDomain {
   handle: Uint8Array;
   ssidref = 0;
   createFlags = 0;
+  /** xen_arch_domainconfig.emulation_flags given to createdomain (XEN_X86_EMU_*). */
+  emulationFlags = 0;
   maxVcpus: number;
   vcpus: MockVcpu[];
   totPages: number;
@@ -192,6 +194,8 @@ export class MockDomain {
     this.vcpus = spec.vcpusCreated === false ? [] : Array.from({ length: this.maxVcpus }, (_, i) => this.newVcpu(i, i < online));
     this.controllerPauseCount = spec.paused ? 1 : 0;
     this.hvm = spec.hvm ?? false;
+    // A test's HVM domain runs on HAP, as every HVM guest on the Xen these tests model does.
+    if (this.hvm) this.createFlags = XEN_DOMCTL_CDF.hvm | XEN_DOMCTL_CDF.hap;
     this.memoryPageBytes = spec.memoryPageBytes ?? 4096;
     this.memory = spec.withMemory ? new Uint8Array(this.totPages * this.memoryPageBytes) : null;
     this.specPages = this.totPages;
@@ -220,7 +224,11 @@ export class MockDomain {
 
   /** Page type as getpageframeinfo3 reports it: a few page-table pages, the rest plain. */
   pageType(gfn: bigint): number {
-    if (gfn >= BigInt(this.totPages)) return XEN_DOMCTL_PFINFO.XTAB;
+    // arch_do_domctl's getpageframeinfo3 (xen/arch/x86/domctl.c, RELEASE-4.17.7 lines 277-308):
+    // a gfn with no page behind it is XTAB; an HVM guest's pages are never typed as page tables
+    // (no PGT_l*_page_table, not PGT_validated), so they read NOTAB.
+    if (gfn > BigInt(Number.MAX_SAFE_INTEGER) || !this.isPopulated(Number(gfn))) return XEN_DOMCTL_PFINFO.XTAB;
+    if (this.hvm) return XEN_DOMCTL_PFINFO.NOTAB;
     // A PV guest's page tables sit among its pages; a fixed pattern keeps results checkable.
     const g = Number(gfn % 4096n);
     if (g === 1) return XEN_DOMCTL_PFINFO.L4TAB | XEN_DOMCTL_PFINFO.LPINTAB;

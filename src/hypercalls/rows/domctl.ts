@@ -17,6 +17,7 @@ import {
   xen_domctl_getvcpuinfo,
   xen_domctl_hvmcontext,
   xen_domctl_max_mem,
+  xen_domctl_setdomainhandle,
   xen_domctl_max_vcpus,
   xen_domctl_monitor_op,
   xen_domctl_shadow_op,
@@ -406,7 +407,16 @@ export const DOMCTL_ROWS = [
     recovery:
       'Read the parameters back (SCHEDOP_getinfo / getvcpuinfo) and re-issue only what differs, from the pristine request.',
   }),
-  entryOnly('setdomainhandle', 'the handle is copied into the domain', [DO_DOMCTL]),
+  withArgs(
+    domctl('setdomainhandle', {
+      layout: xen_domctl_setdomainhandle,
+      verdict: 'safe',
+      reason:
+        'The entry copy of the struct is the only guest copy and comes before the handle is copied into the domain (a memcpy into d->handle, lines 895-898); there is no copy-back, so an EFAULT means nothing happened, and setting the same handle twice is idempotent anyway.',
+      source: [{ ...DO_DOMCTL, lines: '895-898' }],
+    }),
+    z.object({ domain: domid, handle: domainHandle }).strict(),
+  ),
   entryOnly('setdebugging', 'debugger_attached is set', [DO_DOMCTL]),
   entryOnly('irq_permission', 'the IRQ is permitted or denied', [DO_DOMCTL]),
   entryOnly('iomem_permission', 'the MMIO range is permitted or denied', [DO_DOMCTL]),
