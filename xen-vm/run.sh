@@ -6,8 +6,11 @@
 # (shared over virtio-9p at the same absolute path), prints the command's stdout
 # and stderr and exits with its exit status.
 #
-#   xen-vm/run.sh [--timeout SECS] [--mem MB] [--vcpus N] [--no-hypercall-dev]
+#   xen-vm/run.sh [--timeout SECS] [--mem MB] [--vcpus N] [--no-hypercall-dev] [--with-xl]
 #                 [--env NAME=VALUE]... [--verbose] -- COMMAND [ARGS...]
+#
+# --with-xl also starts Xen's own toolstack in dom0 (xenstored, xen-init-dom0, xenconsoled; xl
+# on PATH) before the command, from Debian packages downloaded into the cache.
 #
 # Exit status: the command's; 124 if the VM timed out; 3 if the VM could not start
 # (or died before reporting a result); 2 on a usage error.
@@ -24,11 +27,12 @@ TIMEOUT=300
 MEM=1024
 VCPUS=2
 NO_HYPERCALL_DEV=0
+WITH_XL=0
 VERBOSE=0
 EXTRA_ENV=()
 
 usage() {
-  sed -n "2,14p" "${BASH_SOURCE[0]}" | sed "s/^# \{0,1\}//" >&2
+  sed -n "2,17p" "${BASH_SOURCE[0]}" | sed "s/^# \{0,1\}//" >&2
   exit "${1:-2}"
 }
 die_usage() { echo "xen-vm: $*" >&2; usage; }
@@ -40,6 +44,7 @@ while [ $# -gt 0 ]; do
     --mem) [ $# -ge 2 ] || die_usage "--mem needs a value"; MEM=$2; shift 2 ;;
     --vcpus) [ $# -ge 2 ] || die_usage "--vcpus needs a value"; VCPUS=$2; shift 2 ;;
     --no-hypercall-dev) NO_HYPERCALL_DEV=1; shift ;;
+    --with-xl) WITH_XL=1; shift ;;
     --env) [ $# -ge 2 ] || die_usage "--env needs NAME=VALUE"; EXTRA_ENV+=("$2"); shift 2 ;;
     --verbose) VERBOSE=1; shift ;;
     -h|--help) usage 0 ;;
@@ -146,21 +151,18 @@ fi
 BUSYBOX=/bin/busybox
 [ -x "$BUSYBOX" ] || unavailable "$BUSYBOX is missing (install busybox-static)"
 MODULES=(xen-privcmd xenfs 9pnet_virtio 9p virtio_pci)
+# Loaded only with --with-xl: xenstored and xenconsoled need event channels and grant mappings.
+XL_MODULES=(xen-evtchn xen-gntdev xen-gntalloc)
 BASE_CPIO=$CACHE/base.cpio.gz
-BASE_KEY="$KVER $(stat -c '%s %Y' "$BUSYBOX") ${MODULES[*]} v1"
-if [ ! -s "$BASE_CPIO" ] || [ "$(cat "$CACHE/base.key" 2>/dev/null)" != "$BASE_KEY" ]; then
-  log "building base initramfs for $KVER"
-  st=$CACHE/base.d
-  rm -rf "$st"
-  mkdir -p "$st"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,etc,proc,sys,dev,tmp,root,lib64,opt,run,"lib/modules/$KVER"}
-  cp "$BUSYBOX" "$st/bin/busybox"
-  mknod -m 600 "$st/dev/console" c 5 1
-  mknod -m 666 "$st/dev/null" c 1 3
-  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$st/etc/passwd"
-  printf 'root:x:0:\n' >"$st/etc/group"
-  : >"$st/etc/xencall-modules"
-  seen=" "
-  for m in "${MODULES[@]}"; do
+BASE_KEY="$KVER $(stat -c '%s %Y' "$BUSYBOX") ${MODULES[*]} / ${XL_MODULES[*]} v2"
+# stage_modules LIST MODULE...: copies the modules and their dependencies (decompressed) into
+# the staging dir $st and writes their insmod order to LIST (a path in the initramfs); modules
+# already in an earlier list ($seen) are not repeated.
+stage_modules() {
+  local list=$1 m deps verb path rel dst
+  shift
+  : >"$st$list"
+  for m in "$@"; do
     deps=$(timeout 30 modprobe -S "$KVER" --show-depends "$m") \
       || unavailable "modprobe -S $KVER --show-depends $m failed"
     while read -r verb path _; do
@@ -177,9 +179,23 @@ if [ ! -s "$BASE_CPIO" ] || [ "$(cat "$CACHE/base.key" 2>/dev/null)" != "$BASE_K
         *.ko.gz) dst=${dst%.gz}; timeout 30 gzip -dc "$path" >"$dst" ;;
         *) cp "$path" "$dst" ;;
       esac
-      echo "/${dst#"$st"/}" >>"$st/etc/xencall-modules"
+      echo "/${dst#"$st"/}" >>"$st$list"
     done <<<"$deps"
   done
+}
+if [ ! -s "$BASE_CPIO" ] || [ "$(cat "$CACHE/base.key" 2>/dev/null)" != "$BASE_KEY" ]; then
+  log "building base initramfs for $KVER"
+  st=$CACHE/base.d
+  rm -rf "$st"
+  mkdir -p "$st"/{bin,sbin,usr/bin,usr/sbin,usr/local/bin,etc,proc,sys,dev,tmp,root,lib64,opt,run,"lib/modules/$KVER"}
+  cp "$BUSYBOX" "$st/bin/busybox"
+  mknod -m 600 "$st/dev/console" c 5 1
+  mknod -m 666 "$st/dev/null" c 1 3
+  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$st/etc/passwd"
+  printf 'root:x:0:\n' >"$st/etc/group"
+  seen=" "
+  stage_modules /etc/xencall-modules "${MODULES[@]}"
+  stage_modules /etc/xencall-modules-xl "${XL_MODULES[@]}"
   [ -s "$st/etc/xencall-modules" ] || unavailable "no modules found for $KVER"
   (cd "$st" && find . | LC_ALL=C sort | timeout 60 cpio -o -H newc -R 0:0 --quiet) \
     | timeout 60 gzip -1 >"$BASE_CPIO.tmp" || unavailable "cpio/gzip of the base initramfs failed"
@@ -228,6 +244,17 @@ done
 
 flock -u 9
 
+# Xen's own toolstack (--with-xl): downloaded once into the cache by stage-xl.sh (its own lock).
+XL_DIR=
+if [ "$WITH_XL" = 1 ]; then
+  XL_DIR=$("$HERE/stage-xl.sh") || {
+    rc=$?
+    [ "$rc" = 3 ] && exit 3
+    unavailable "xen-vm/stage-xl.sh failed with exit $rc"
+  }
+  [ "$VCPUS" = 1 ] || log "WARNING: --with-xl with --vcpus $VCPUS: while an HVM/PVH guest runs, multi-threaded dom0 processes (node workers, esbuild, xl) crash or read corrupt memory unless dom0 has one vcpu (xen-vm/README.md)"
+fi
+
 # ---------------------------------------------------------------- this run
 # Keep the 30 newest run dirs.
 ls -1dt "$WORK"/runs/*/ 2>/dev/null | tail -n +31 | xargs -r rm -rf -- || true
@@ -251,6 +278,7 @@ QEMU_MEM=$(( MEM + 1024 > 2048 ? MEM + 1024 : 2048 ))
   echo "XCVM_RUN_DIR=$(shq "$RUN")"
   echo "XCVM_PROJECT_DIR=$(shq "$PROJECT_DIR")"
   echo "XCVM_NO_HYPERCALL_DEV=$NO_HYPERCALL_DEV"
+  echo "XCVM_WITH_XL=$WITH_XL"
   echo "export XENCALL_VM=1"
   echo "export XENCALL_VM_XEN_VERSION=$(shq "$XEN_VERSION")"
   echo "export XENCALL_VM_XEN_PKG_VERSION=$(shq "$XEN_PKG_VERSION")"
@@ -260,6 +288,7 @@ QEMU_MEM=$(( MEM + 1024 > 2048 ? MEM + 1024 : 2048 ))
   echo "export XENCALL_VM_QEMU_SMP=$QEMU_SMP"
   echo "export XENCALL_VM_QEMU_MEM_MB=$QEMU_MEM"
   echo "export XENCALL_VM_NO_HYPERCALL_DEV=$NO_HYPERCALL_DEV"
+  echo "export XENCALL_VM_WITH_XL=$WITH_XL"
   echo "export XENCALL_VM_RUN_DIR=$(shq "$RUN")"
   for kv in ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}; do
     echo "export ${kv%%=*}=$(shq "${kv#*=}")"
@@ -289,9 +318,12 @@ mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /tmp
 say "init started"
 
-while read -r ko; do
-  insmod "$ko" || say "insmod $ko failed"
-done </etc/xencall-modules
+insmod_list() {
+  while read -r ko; do
+    insmod "$ko" || say "insmod $ko failed"
+  done <"$1"
+}
+insmod_list /etc/xencall-modules
 mkdir -p /proc/xen
 mount -t xenfs xenfs /proc/xen || say "mount xenfs failed"
 
@@ -325,6 +357,52 @@ if [ "$XCVM_NO_HYPERCALL_DEV" = 1 ]; then
   [ ! -e /dev/xen/hypercall ] || fail "could not remove /dev/xen/hypercall"
 fi
 
+# Xen's own toolstack (--with-xl), started as Debian's xencommons would: xenstored, then
+# xen-init-dom0 (dom0's entries in the store), then xenconsoled. Whatever happens is reported
+# to the command in XENCALL_VM_XL / XENCALL_VM_XL_ERROR, never hidden: a failed start-up is for
+# the command to fail on, loudly.
+xl_fail() { XENCALL_VM_XL=failed; XENCALL_VM_XL_ERROR=$*; say "xl toolstack FAILED: $*"; }
+wait_for_file() {   # FILE TENTHS
+  i=0
+  while [ ! -s "$1" ]; do
+    i=$((i + 1))
+    [ $i -lt "$2" ] || return 1
+    sleep 0.1
+  done
+}
+start_xl() {
+  insmod_list /etc/xencall-modules-xl
+  mount9p xcxl /opt/xencall-xl ",ro,cache=loose" || { xl_fail "cannot mount the toolstack share"; return; }
+  # Xen's libraries at a directory the loader searches by default (there is no ld.so.cache),
+  # so that xl, the libxl-save-helper it spawns and `sh -c 'xl migrate-receive'` all find them
+  # whatever their environment; libxl's compiled-in paths (/usr/lib/xen-4.17/bin,
+  # /etc/xen) point into the share.
+  mkdir -p /usr/lib
+  ln -sfn /opt/xencall-xl/lib /usr/lib/x86_64-linux-gnu
+  ln -sfn /opt/xencall-xl/root/usr/lib/xen-4.17 /usr/lib/xen-4.17
+  ln -sfn /opt/xencall-xl/root/etc/xen /etc/xen
+  mkdir -p /var/run/xen /var/run/xenstored /var/lib/xen /var/lib/xenstored /var/log/xen/console /var/lock
+  export PATH=/usr/lib/xen-4.17/bin:/opt/xencall-xl/root/usr/bin:$PATH
+  xenstored --pid-file /var/run/xen/xenstored.pid >/var/log/xen/xenstored.out 2>&1 \
+    || { xl_fail "xenstored exited $?"; return; }
+  wait_for_file /var/run/xen/xenstored.pid 100 || { xl_fail "xenstored wrote no pid file in 10 s"; return; }
+  timeout 30 xen-init-dom0 >/var/log/xen/xen-init-dom0.out 2>&1 \
+    || { xl_fail "xen-init-dom0 exited $? ($(tail -n 3 /var/log/xen/xen-init-dom0.out | tr '\n' ' '))"; return; }
+  xenconsoled --pid-file=/var/run/xen/xenconsoled.pid --log=guest --log-dir=/var/log/xen/console \
+    >/var/log/xen/xenconsoled.out 2>&1 || { xl_fail "xenconsoled exited $?"; return; }
+  wait_for_file /var/run/xen/xenconsoled.pid 100 || { xl_fail "xenconsoled wrote no pid file in 10 s"; return; }
+  # Ready when xl itself answers and sees dom0 by the name xen-init-dom0 gave it.
+  timeout 30 xl list >/var/log/xen/xl-list.out 2>&1 && grep -q '^Domain-0 ' /var/log/xen/xl-list.out \
+    || { xl_fail "xl list did not show Domain-0: $(tail -n 3 /var/log/xen/xl-list.out | tr '\n' ' ')"; return; }
+  XENCALL_VM_XL=ready
+  XENCALL_VM_XL_READY_AT=$(cut -d" " -f1 /proc/uptime)
+  say "xl toolstack ready"
+}
+if [ "$XCVM_WITH_XL" = 1 ]; then
+  start_xl
+  export XENCALL_VM_XL XENCALL_VM_XL_ERROR XENCALL_VM_XL_READY_AT
+fi
+
 if [ -r /sys/hypervisor/version/major ]; then
   export XENCALL_VM_XEN_SYSFS_VERSION="$(cat /sys/hypervisor/version/major).$(cat /sys/hypervisor/version/minor)$(cat /sys/hypervisor/version/extra)"
 fi
@@ -337,10 +415,11 @@ sh /job/cmd <"/dev/null" >"$XCVM_RUN_DIR/stdout" 2>"$XCVM_RUN_DIR/stderr"
 rc=$?
 echo "$rc" >"$XCVM_RUN_DIR/exit_code.tmp" && mv "$XCVM_RUN_DIR/exit_code.tmp" "$XCVM_RUN_DIR/exit_code"
 dmesg >"$XCVM_RUN_DIR/dmesg.txt" 2>&1
+[ "$XCVM_WITH_XL" != 1 ] || cp -r /var/log/xen "$XCVM_RUN_DIR/xen-logs" 2>/dev/null
 say "job finished exit=$rc"
 cd /
 sync
-umount "$XCVM_PROJECT_DIR" /opt/xencall-node 2>/dev/null
+umount "$XCVM_PROJECT_DIR" /opt/xencall-node /opt/xencall-xl 2>/dev/null
 halt_vm
 INIT
 chmod 755 "$RUN/initrd.d/init"
@@ -351,6 +430,10 @@ cat "$BASE_CPIO" "$RUN/job.cpio.gz" >"$RUN/initrd.img"
 rm -rf "$RUN/initrd.d" "$RUN/job.cpio.gz"
 
 XEN_CMDLINE="console=com1 com1=115200,8n1 dom0_mem=${MEM}M,max:${MEM}M dom0_max_vcpus=$VCPUS bootscrub=0"
+# With the toolstack there are guests to run: let their debug port (0xe9) reach Xen's console.
+[ "$WITH_XL" = 0 ] || XEN_CMDLINE="$XEN_CMDLINE guest_loglvl=all"
+# Debug knob: more Xen options (e.g. to try a workaround) without editing this script.
+[ -z "${XENCALL_VM_XEN_ARGS:-}" ] || XEN_CMDLINE="$XEN_CMDLINE $XENCALL_VM_XEN_ARGS"
 # panic=-1: a dom0 panic reboots at once, and -no-reboot turns that into a qemu exit.
 DOM0_CMDLINE="console=hvc0 quiet panic=-1"
 QEMU=(
@@ -363,11 +446,12 @@ QEMU=(
   -virtfs "local,path=$NODE_DIR,mount_tag=xcnode,security_model=none,id=xcnode,readonly=on"
   -virtfs "local,path=$PROJECT_DIR,mount_tag=xcproj,security_model=none,id=xcproj"
 )
+[ "$WITH_XL" = 0 ] || QEMU+=(-virtfs "local,path=$XL_DIR,mount_tag=xcxl,security_model=none,id=xcxl,readonly=on")
 printf '%q ' "${QEMU[@]}" >"$RUN/qemu-cmdline.txt"
 echo >>"$RUN/qemu-cmdline.txt"
 
 T1=$(date +%s.%N)
-log "run dir $RUN; booting Xen $XEN_VERSION + dom0 $KVER (mem ${MEM}M, vcpus $VCPUS, timeout ${TIMEOUT}s)"
+log "run dir $RUN; booting Xen $XEN_VERSION + dom0 $KVER (mem ${MEM}M, vcpus $VCPUS$([ "$WITH_XL" = 0 ] || echo ", with xl"), timeout ${TIMEOUT}s)"
 set +e
 # qemu writes the raw serial stream to a file (no pipeline: nothing gets buffered);
 # the \r are stripped afterwards.
