@@ -33,6 +33,8 @@ export const ErrorCodes = {
   IMAGE_INVALID: 'XEN_ERR_IMAGE_INVALID',
   /** save/migrate refused a guest up front (dom0, dying, shut down, PV, no log-dirty); `reason` says which. */
   GUEST_UNSUPPORTED: 'XEN_ERR_GUEST_UNSUPPORTED',
+  /** xencall/testing's test guest could not be built or booted (`step` names where), or made no progress in time. */
+  TEST_GUEST: 'XEN_ERR_TEST_GUEST',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

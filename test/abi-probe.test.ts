@@ -98,10 +98,18 @@ const NUMBER_SCALAR_EXPRS: Readonly<Record<string, { expr: string; guard: string
 const STRUCT_SCALAR_EXPRS: Readonly<Record<string, string>> = {
   DOMCTL_PAYLOAD_OFFSET: 'offsetof(struct xen_domctl, u)',
   SYSCTL_PAYLOAD_OFFSET: 'offsetof(struct xen_sysctl, u)',
+  HVM_SAVE_CODE_MAX: 'HVM_SAVE_CODE_MAX',
 };
 
 /** structs.ts exports that are records of typedef name -> sizeof. */
 const STRUCT_SIZE_RECORDS: ReadonlySet<string> = new Set(['XEN_VERSION_STRING_SIZES']);
+
+/**
+ * structs.ts exports that are records of HVM save type name -> { code, length }: each is checked
+ * as HVM_SAVE_CODE(name) and HVM_SAVE_LENGTH(name) (hvm/save.h). Other members (perVcpu) come
+ * from Xen's registrations in its .c files, which no header states.
+ */
+const HVM_SAVE_TYPE_RECORDS: ReadonlySet<string> = new Set(['HVM_SAVE_TYPES']);
 
 const HEADERS = [
   // The xen headers use uint*_t without including stdint.h; xen.h must precede the others.
@@ -120,6 +128,7 @@ const HEADERS = [
   'xen/physdev.h',
   'xen/hvm/hvm_op.h',
   'xen/hvm/dm_op.h',
+  'xen/hvm/save.h', // the HVM context's records (includes arch-x86/hvm/save.h)
   'xen/io/ring.h', // XEN_PAGE_SHIFT
   // libxen-dev's copy of Linux's privcmd uapi (tools/include/xen-sys/Linux/privcmd.h), what
   // libxencall builds against. /usr/include/xen/privcmd.h is linux-libc-dev's and wants
@@ -234,6 +243,11 @@ function buildExpectations(src: Sources): { expectations: Expectation[]; problem
     } else if (STRUCT_SIZE_RECORDS.has(name) && typeof v === 'object' && v !== null) {
       for (const [t, size] of Object.entries(v)) {
         expectations.push({ label: `${label}.${t}`, what: 'sizeof', expr: `sizeof(${t})`, ts: BigInt(size as number) });
+      }
+    } else if (HVM_SAVE_TYPE_RECORDS.has(name) && typeof v === 'object' && v !== null) {
+      for (const [t, rec] of Object.entries(v as Record<string, { code: number; length: number }>)) {
+        expectations.push({ label: `${label}.${t}.code`, what: 'value', expr: `HVM_SAVE_CODE(${t})`, ts: BigInt(rec.code) });
+        expectations.push({ label: `${label}.${t}.length`, what: 'value', expr: `HVM_SAVE_LENGTH(${t})`, ts: BigInt(rec.length) });
       }
     } else if (typeof v !== 'function') {
       problems.push(`${label}: the ABI probe does not know how to check this export; teach test/abi-probe.test.ts`);

@@ -29,14 +29,14 @@ describe('constants of the typed calls', () => {
     return false;
   })();
 
-  it('match Xen 4.17 headers (XEN_SCHEDULER_*, XEN_VCPUAFFINITY_*, XEN_INVALID_*, HVM_PARAM_*, HVM_FILE_*)', { skip }, () => {
+  it('match Xen 4.17 headers and the x86 uapi headers (XEN_SCHEDULER_*, XEN_VCPUAFFINITY_*, XEN_INVALID_*, HVM_PARAM_*, HVM_FILE_*, XEN_X86_EMU_*, XEN_ELFNOTE_*, X86_CR0_*, X86_CR4_*, MTRR_TYPE_*)', { skip }, () => {
     const headers = ['stdint.h', 'stdio.h', 'xen/xen.h', ...new Set(VALUE_FAMILIES.map((f) => f.header))];
     const lines = headers.map((h) => `#include <${h}>`);
     lines.push('int main(void) {');
     const expected = new Map<string, number>();
     for (const f of VALUE_FAMILIES) {
       for (const [k, v] of Object.entries(f.values)) {
-        const name = f.prefix + k;
+        const name = f.cnames?.[k] ?? f.prefix + k;
         expected.set(name, v);
         lines.push(`#ifdef ${name}`, `  printf("${name} %llu\\n", (unsigned long long)(${name}));`, '#else', `  printf("${name} undefined\\n");`, '#endif');
       }
@@ -255,16 +255,19 @@ describe('domctl: time offset, HVM context, vcpu context', () => {
     const calls = hv.history.calls('domctl.gethvmcontext');
     assert.equal(calls.length, 2);
     const outs = hv.history.copies().filter((c) => c.name === 'domctl.gethvmcontext' && c.direction === 'out');
-    assert.deepEqual(outs.map((c) => c.what.split(' ')[0]), ['arg0', 'buffer[0..120)', 'arg0']);
+    // Two vcpus, both down (no CPU record): HEADER 32, LAPIC 2x32, LAPIC_REGS 2x1032, PCI_IRQ 24,
+    // ISA_IRQ 16, PCI_LINK 16, MTRR 2x248, VMCE_VCPU 2x40, TSC_ADJUST 2x16, END 8.
+    assert.deepEqual(outs.map((c) => c.what.split(' ')[0]), ['arg0', 'buffer[0..2832)', 'arg0']);
     xc.close();
   });
 
   it('HVM context round-trips through sethvmcontext; hvm_load checks header and end', async () => {
     const { hv, xc } = await mockHandle();
-    hv.addDomain({ domid: 2, hvm: true });
+    const d = hv.addDomain({ domid: 2, hvm: true, maxVcpus: 3 });
     const blob = hvmContextBlob(3, 9);
     await xc.domctl.sethvmcontext({ domain: 2, context: blob });
     assert.deepEqual((await xc.domctl.gethvmcontext({ domain: 2 })).bytes, blob);
+    assert.deepEqual(d.vcpus.map((v) => v.online), [true, true, true], 'each CPU record brought its vcpu up');
     const badMagic = blob.slice();
     badMagic[8] = badMagic[8]! ^ 1;
     await assert.rejects(xc.domctl.sethvmcontext({ domain: 2, context: badMagic }), errno('EINVAL'));

@@ -438,3 +438,140 @@ export const vcpu_guest_context = defineStruct('struct vcpu_guest_context', 5168
   gs_base_kernel: u64(5152),
   gs_base_user: u64(5160),
 });
+
+// ---- HVM save records (public/hvm/save.h, public/arch-x86/hvm/save.h) -------------------------
+// An HVM context (domctl gethvmcontext/sethvmcontext) is a stream of records, each a descriptor
+// followed by `length` bytes: HEADER first, END last (hvm_save/hvm_load, xen/arch/x86/hvm/save.c).
+
+export const hvm_save_descriptor = defineStruct('struct hvm_save_descriptor', 8, {
+  typecode: u16(0),
+  instance: u16(2),
+  length: u32(4),
+});
+
+export const hvm_save_header = defineStruct('struct hvm_save_header', 24, {
+  magic: u32(0),
+  version: u32(4),
+  changeset: u64(8),
+  cpuid: u32(16),
+  gtsc_khz: u32(20),
+});
+
+/**
+ * One vcpu's register state: HVM_SAVE_TYPE(CPU). The FPU area is kept as bytes; the pending
+ * event's bitfields are read through their union's `pending_event` word.
+ */
+export const hvm_hw_cpu = defineStruct('struct hvm_hw_cpu', 1032, {
+  fpu_regs: bytes(0, 512),
+  rax: u64(512),
+  rbx: u64(520),
+  rcx: u64(528),
+  rdx: u64(536),
+  rbp: u64(544),
+  rsi: u64(552),
+  rdi: u64(560),
+  rsp: u64(568),
+  r8: u64(576),
+  r9: u64(584),
+  r10: u64(592),
+  r11: u64(600),
+  r12: u64(608),
+  r13: u64(616),
+  r14: u64(624),
+  r15: u64(632),
+  rip: u64(640),
+  rflags: u64(648),
+  cr0: u64(656),
+  cr2: u64(664),
+  cr3: u64(672),
+  cr4: u64(680),
+  dr0: u64(688),
+  dr1: u64(696),
+  dr2: u64(704),
+  dr3: u64(712),
+  dr6: u64(720),
+  dr7: u64(728),
+  cs_sel: u32(736),
+  ds_sel: u32(740),
+  es_sel: u32(744),
+  fs_sel: u32(748),
+  gs_sel: u32(752),
+  ss_sel: u32(756),
+  tr_sel: u32(760),
+  ldtr_sel: u32(764),
+  cs_limit: u32(768),
+  ds_limit: u32(772),
+  es_limit: u32(776),
+  fs_limit: u32(780),
+  gs_limit: u32(784),
+  ss_limit: u32(788),
+  tr_limit: u32(792),
+  ldtr_limit: u32(796),
+  idtr_limit: u32(800),
+  gdtr_limit: u32(804),
+  cs_base: u64(808),
+  ds_base: u64(816),
+  es_base: u64(824),
+  fs_base: u64(832),
+  gs_base: u64(840),
+  ss_base: u64(848),
+  tr_base: u64(856),
+  ldtr_base: u64(864),
+  idtr_base: u64(872),
+  gdtr_base: u64(880),
+  cs_arbytes: u32(888),
+  ds_arbytes: u32(892),
+  es_arbytes: u32(896),
+  fs_arbytes: u32(900),
+  gs_arbytes: u32(904),
+  ss_arbytes: u32(908),
+  tr_arbytes: u32(912),
+  ldtr_arbytes: u32(916),
+  sysenter_cs: u64(920),
+  sysenter_esp: u64(928),
+  sysenter_eip: u64(936),
+  shadow_gs: u64(944),
+  msr_flags: u64(952),
+  msr_lstar: u64(960),
+  msr_star: u64(968),
+  msr_cstar: u64(976),
+  msr_syscall_mask: u64(984),
+  msr_efer: u64(992),
+  msr_tsc_aux: u64(1000),
+  tsc: u64(1008),
+  pending_event: u32(1016),
+  error_code: u32(1020),
+  flags: u32(1024),
+  pad0: u32(1028),
+});
+
+/** One vcpu's MTRR and PAT MSRs: HVM_SAVE_TYPE(MTRR). */
+export const hvm_hw_mtrr = defineStruct('struct hvm_hw_mtrr', 240, {
+  msr_pat_cr: u64(0),
+  msr_mtrr_var: array(8, 'u64', 16),
+  msr_mtrr_fixed: array(136, 'u64', 11),
+  msr_mtrr_cap: u64(224),
+  msr_mtrr_def_type: u64(232),
+});
+
+/**
+ * The record types an x86 PVH domain's context holds (what hvm_save writes for one, measured on
+ * Xen 4.17.7), each with HVM_SAVE_CODE(type) and HVM_SAVE_LENGTH(type), and whether it is saved
+ * once per vcpu (HVMSR_PER_VCPU) or once per domain. The ABI probe checks code and length.
+ */
+export const HVM_SAVE_TYPES = {
+  END: { code: 0, length: 0, perVcpu: false },
+  HEADER: { code: 1, length: 24, perVcpu: false },
+  CPU: { code: 2, length: 1032, perVcpu: true },
+  LAPIC: { code: 5, length: 24, perVcpu: true },
+  LAPIC_REGS: { code: 6, length: 1024, perVcpu: true },
+  PCI_IRQ: { code: 7, length: 16, perVcpu: false },
+  ISA_IRQ: { code: 8, length: 8, perVcpu: false },
+  PCI_LINK: { code: 9, length: 8, perVcpu: false },
+  MTRR: { code: 14, length: 240, perVcpu: true },
+  VMCE_VCPU: { code: 18, length: 32, perVcpu: true },
+  TSC_ADJUST: { code: 19, length: 8, perVcpu: true },
+} as const;
+
+/** HVM_SAVE_CODE_MAX (arch-x86/hvm/save.h): hvm_load refuses typecodes above it (-EINVAL). */
+export const HVM_SAVE_CODE_MAX = 20;

@@ -17,8 +17,8 @@ import {
   XENMEM,
   XENVER,
   XEN_DOMCTL_INTERFACE_VERSION,
-  XEN_DOMINF,
   XEN_DOMCTL_CDF,
+  XEN_DOMINF,
   XEN_SYSCTL_INTERFACE_VERSION,
   EVTCHNSTAT,
 } from '../hypercalls/numbers.js';
@@ -58,10 +58,10 @@ import {
   xenctl_bitmap,
 } from '../hypercalls/structs.js';
 import { HVMOP } from '../hypercalls/numbers.js';
-import { HVM_NR_PARAMS, HVM_PARAM, XEN_VCPUAFFINITY } from '../hypercalls/values.js';
+import { HVM_NR_PARAMS, HVM_PARAM, XEN_DOMCTL_GRANT, XEN_VCPUAFFINITY, XEN_X86_EMU, XEN_X86_MISC } from '../hypercalls/values.js';
 import type { Decoded } from '../layout.js';
 import type { MockHypervisor } from './hypervisor.js';
-import { DEFAULT_MAX_GRANT_FRAMES, MAX_CONTROLLER_PAUSE_COUNT, MockDomain, checkHvmContext, vcpuContextFor } from './world.js';
+import { DEFAULT_MAX_GRANT_FRAMES, MAX_CONTROLLER_PAUSE_COUNT, MockDomain, vcpuContextFor } from './world.js';
 import { pagingDomctl, pagingDomctlCont } from './paging.js';
 
 const E = (name: string): bigint => -BigInt(errnoNumber(name));
@@ -252,9 +252,10 @@ function domctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigi
         if (!dom) return E('ENOMEM');
         hv.rover = dom;
       }
-      if (cfg.max_vcpus < 1 || cfg.max_vcpus > 128) return E('EINVAL');
-      if ((cfg.flags & ~0xff) !== 0) return E('EINVAL');
-      const nd = new MockDomain({ domid: dom, handle: cfg.handle, maxVcpus: cfg.max_vcpus, hvm: (cfg.flags & 1) !== 0, vcpusCreated: false });
+      if (cfg.max_vcpus > 128) return E('EINVAL');
+      const refused = createConfigError(cfg);
+      if (refused) return E(refused);
+      const nd = new MockDomain({ domid: dom, handle: cfg.handle, maxVcpus: cfg.max_vcpus, hvm: (cfg.flags & XEN_DOMCTL_CDF.hvm) !== 0, vcpusCreated: false });
       nd.ssidref = cfg.ssidref;
       nd.createFlags = cfg.flags;
       nd.emulationFlags = cfg.arch.emulation_flags;
@@ -287,12 +288,14 @@ function domctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigi
       if (d!.domid === 0) return E('EINVAL');
       if (d!.controllerPauseCount + 1 > MAX_CONTROLLER_PAUSE_COUNT) return E('EOVERFLOW');
       d!.controllerPauseCount++;
+      syncRunning(d!);
       hv.effect(name, 'domain.paused', { domid: d!.domid, count: d!.controllerPauseCount });
       break;
     }
     case DOMCTL.unpausedomain: {
       if (d!.controllerPauseCount === 0) return E('EINVAL');
       d!.controllerPauseCount--;
+      syncRunning(d!);
       hv.effect(name, 'domain.unpaused', { domid: d!.domid, count: d!.controllerPauseCount });
       break;
     }
@@ -368,6 +371,36 @@ function domctl(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigi
 
   if (copyback && !hv.copyToGuest(name, uDomctl, opBytes, 'arg0 (struct xen_domctl)')) ret = E('EFAULT');
   return ret;
+}
+
+/**
+ * What domain_create refuses in a configuration, in Xen's order (RELEASE-4.17.7):
+ * sanitise_domain_config (common/domain.c:483-556), arch_sanitise_domain_config
+ * (arch/x86/domain.c:617-696), then arch_domain_create's emulation flags (domain.c:773-790,
+ * emulation_flags_ok at 698-722). The mock's host has HVM with HAP, no IOMMU, no vmtrace, no
+ * vPMU and no tboot.
+ */
+function createConfigError(cfg: Decoded<typeof xen_domctl_createdomain.fields>): 'EINVAL' | 'EOPNOTSUPP' | null {
+  const F = XEN_DOMCTL_CDF;
+  const hvm = (cfg.flags & F.hvm) !== 0;
+  const hap = (cfg.flags & F.hap) !== 0;
+  const known = F.hvm | F.hap | F.s3_integrity | F.oos_off | F.xs_domain | F.iommu | F.nested_virt | F.vpmu;
+  if (cfg.flags & ~known) return 'EINVAL';
+  if (cfg.grant_opts & ~XEN_DOMCTL_GRANT.version_mask) return 'EINVAL';
+  if (cfg.max_vcpus < 1) return 'EINVAL';
+  if (hap && !hvm) return 'EINVAL';
+  if ((cfg.flags & F.iommu) !== 0 || cfg.iommu_opts !== 0) return 'EINVAL'; // "IOMMU requested but not available"
+  if (cfg.vmtrace_size) return 'EINVAL'; // vmtrace not available
+  if (cfg.flags & F.vpmu) return 'EINVAL'; // vpmu not available
+  if (cfg.flags & F.s3_integrity) return 'EINVAL'; // no CONFIG_TBOOT
+  if (cfg.flags & F.nested_virt && !hap) return 'EINVAL';
+  if (cfg.arch.misc_flags & ~XEN_X86_MISC.MSR_RELAXED) return 'EINVAL';
+  const em = cfg.arch.emulation_flags;
+  if (em & ~XEN_X86_EMU.ALL) return 'EINVAL';
+  // emulation_flags_ok for a domain that is not the hardware domain: HVM takes everything but
+  // vPCI, or (PVH) the local APIC only; PV takes nothing or the PIT.
+  const ok = hvm ? em === (XEN_X86_EMU.ALL & ~XEN_X86_EMU.VPCI) || em === XEN_X86_EMU.LAPIC : em === 0 || em === XEN_X86_EMU.PIT;
+  return ok ? null : 'EOPNOTSUPP';
 }
 
 /** common/domctl.c getdomaininfo(), field by field. */
@@ -726,16 +759,16 @@ function vcpuAndContextDomctl(hv: MockHypervisor, name: string, cmd: number, d: 
       // arch/x86/domctl.c: copyback is set on every path, errors included, so an EFAULT on it
       // can replace -EINVAL or -ENOSPC.
       const hc = decode(xen_domctl_hvmcontext, v, P);
-      if (d.domid === 0 || !d.hvm || !d.hvmContext) return { ret: E('EINVAL'), copyback: true };
-      const blob = d.hvmContext;
+      if (d.domid === 0 || !d.hvmState) return { ret: E('EINVAL'), copyback: true };
       // hvm_save_size(): the sum of every record type's worst case, an upper bound on c.cur.
-      const saveSize = blob.length + 1024;
+      const saveSize = d.hvmState.saveSize();
       if (hc.buffer === 0n) {
         encode(xen_domctl_hvmcontext, v, P, { size: saveSize });
         return { ret: OK, copyback: true };
       }
       if (hc.size < saveSize) return { ret: E('ENOSPC'), copyback: true };
       // domain_pause, hvm_save, domain_unpause: transient, nothing to record.
+      const blob = d.hvmState.save();
       encode(xen_domctl_hvmcontext, v, P, { size: blob.length });
       const ok = hv.copyToGuest(name, hc.buffer, blob, `buffer[0..${blob.length})`);
       return { ret: ok ? OK : E('EFAULT'), copyback: true };
@@ -743,15 +776,15 @@ function vcpuAndContextDomctl(hv: MockHypervisor, name: string, cmd: number, d: 
     case DOMCTL.sethvmcontext: {
       // arch/x86/domctl.c: the whole buffer is copied in before domain_pause and hvm_load().
       const hc = decode(xen_domctl_hvmcontext, v, P);
-      if (d.domid === 0 || !d.hvm) return { ret: E('EINVAL'), copyback: false };
+      if (d.domid === 0 || !d.hvmState) return { ret: E('EINVAL'), copyback: false };
       const data = hv.copyFromGuest(name, hc.buffer, hc.size, `buffer[0..${hc.size})`);
       if (!data) return { ret: E('EFAULT'), copyback: false };
       if (d.dying) return { ret: E('EINVAL'), copyback: false };
-      const loaded = checkHvmContext(data);
-      if (typeof loaded === 'string') return { ret: E(loaded), copyback: false };
-      d.hvmContext = loaded;
-      hv.effect(name, 'hvm.context_loaded', { domid: d.domid, bytes: loaded.length });
-      return { ret: OK, copyback: false };
+      // domain_pause, hvm_load, domain_unpause: records before a failing one stay loaded.
+      const failed = d.hvmState.load(data);
+      if (failed) hv.effect(name, 'hvm.context_load_failed', { domid: d.domid, bytes: data.length, errno: failed });
+      else hv.effect(name, 'hvm.context_loaded', { domid: d.domid, bytes: data.length });
+      return { ret: failed ? E(failed) : OK, copyback: false };
     }
     case DOMCTL.getvcpucontext: {
       // common/domctl.c: checks, then the context is copied out, then copyback = 1 whatever
@@ -1003,6 +1036,12 @@ function hvmOp(hv: MockHypervisor, args: readonly bigint[], begin: Begin): bigin
   d.hvmParams[a.index] = a.value;
   hv.effect(name, 'hvm.param', { domid: d.domid, index: a.index, value: a.value });
   return OK; // nothing is copied back
+}
+
+/** A vcpu that is up runs while its domain is not paused (getvcpuinfo's `running`). */
+function syncRunning(d: MockDomain): void {
+  if (!d.hvmState) return;
+  for (const vc of d.vcpus) if (vc && vc.online && vc.initialised) vc.running = !d.paused;
 }
 
 function dv(b: Uint8Array): DataView {

@@ -11,6 +11,7 @@ import { FaultPlan, type CopyDirection } from './faults.js';
 import { MockConsole, MockDomain, MockHost, PageStore, type DomainSpec } from './world.js';
 import { dispatch } from './handlers.js';
 import { DEFAULT_PREEMPT, preemptChecker, type PreemptPolicy, type PreemptSite } from './log-dirty.js';
+import { GuestScheduler } from './scheduler.js';
 
 export interface MockHypervisorOptions {
   /** Throw a test-facing XEN_ERR_MOCK_STRICT error, naming the argument or op, where Xen would return EFAULT for a wild pointer or ENOSYS for an op the mock does not model. Default false. */
@@ -55,6 +56,16 @@ export interface MockHypervisorOptions {
    * Default Infinity: every event is kept. A soak of millions of calls sets a limit (or 0).
    */
   historyLimit?: number;
+  /**
+   * Iterations each running test guest (bootTestGuest's guest, see scheduler.ts) does before
+   * every hypercall the mock handles. Default 1.
+   */
+  guestIterationsPerHypercall?: number;
+  /**
+   * Milliseconds between a running test guest's iterations on an unref'd timer, so a guest moves
+   * while the caller waits; 0 turns the timer off. Default 2.
+   */
+  guestTickMs?: number;
 }
 
 const MOCK_BUFFER_BASE = 0x7f3a_0000_0000n;
@@ -105,6 +116,9 @@ export class MockHypervisor {
   /** @internal Mappings examined by address lookups (a test checks that a lookup does not scan). */
   lookupSteps = 0;
 
+  /** Runs the domains' vcpus (the test guest's model) between hypercalls. */
+  readonly guests: GuestScheduler;
+
   private readonly mappings = new Map<bigint, Mapping>();
   /**
    * Every page of each mapping of up to INDEXED_PAGES pages, by page number: a copy finds its
@@ -134,6 +148,7 @@ export class MockHypervisor {
     this.preemptCheck = preemptChecker(options.preempt ?? DEFAULT_PREEMPT);
     this.memopExtentsPerSlice = options.memopExtentsPerSlice ?? Infinity;
     this.history = new CallHistory(options.historyLimit);
+    this.guests = new GuestScheduler(this, options.guestIterationsPerHypercall ?? 1, options.guestTickMs ?? 2);
     this.console = new MockConsole(options.consoleSize);
     this.host = new MockHost(this.nrCpus);
     this.console.write(options.consoleText ?? `(XEN) Xen version ${this.version.major}.${this.version.minor}${this.version.extraversion} (mock)\n(XEN) Std. Loglevel: All\n`);
@@ -392,6 +407,18 @@ export class MockHypervisor {
     return -BigInt(errnoNumber('ENOSYS'));
   }
 
+  /**
+   * Runs `iterations` passes of every running test guest now (scheduler.ts); returns how many
+   * guests ran. Tests that count iterations exactly turn the other triggers off
+   * (guestIterationsPerHypercall: 0, guestTickMs: 0) and call this.
+   */
+  runGuests(iterations = 1): number {
+    integerIn('iterations', iterations, 0, 1 << 20);
+    const ran = this.guests.run(iterations);
+    this.guests.update();
+    return ran;
+  }
+
   private continuation: { op: number; args: readonly bigint[] } | null = null;
 
   /**
@@ -405,12 +432,16 @@ export class MockHypervisor {
   /** @internal Handles one hypercall, and the continuations Xen makes of it. */
   hypercall(op: number, args: readonly bigint[]): bigint {
     this.calls++;
+    // The guests ran since the last hypercall; not between a call's continuations, which run
+    // before the call returns to the kernel.
+    this.guests.beforeHypercall();
     let result = dispatch(this, op, args, false);
     while (this.continuation) {
       const next = this.continuation;
       this.continuation = null;
       result = dispatch(this, next.op, next.args, true);
     }
+    this.guests.update();
     return result;
   }
 }
@@ -451,6 +482,9 @@ function checkOptions(options: MockHypervisorOptions | undefined): MockHyperviso
     throw new ValidationError('logDirtyChunksPerSlice', "is gone: Xen preempts log-dirty ops only after each node of 512 leaves; use preempt: 'always' | 'never' | { rate, seed }");
   }
   if (o.historyLimit !== undefined && o.historyLimit !== Infinity) integerIn('historyLimit', o.historyLimit, 0, Number.MAX_SAFE_INTEGER);
+  optionalIntegerIn('guestIterationsPerHypercall', o.guestIterationsPerHypercall, 0, 1 << 20);
+  // setInterval's limit: a longer delay would fire at once.
+  optionalIntegerIn('guestTickMs', o.guestTickMs, 0, 0x7fffffff);
   if (o.memopExtentsPerSlice !== undefined && o.memopExtentsPerSlice !== Infinity) integerIn('memopExtentsPerSlice', o.memopExtentsPerSlice, 1, Number.MAX_SAFE_INTEGER);
   optionBag('version', o.version);
   if (o.dom0 !== undefined) checkDomainSpec({ domid: 0, ...optionBag('dom0', o.dom0) }, 'dom0.');

@@ -4,10 +4,12 @@
 
 import { xorshift32 } from './random.js';
 import { XEN_DOMCTL_CDF, XEN_DOMCTL_PFINFO } from '../hypercalls/numbers.js';
-import { HVM_FILE, HVM_NR_PARAMS, XEN_SCHEDULER } from '../hypercalls/values.js';
+import { HVM_NR_PARAMS, XEN_SCHEDULER } from '../hypercalls/values.js';
 import { cpu_user_regs, vcpu_guest_context } from '../hypercalls/structs.js';
 import { encode, type Decoded } from '../layout.js';
 import { MockLogDirty, type PagingPreempt } from './log-dirty.js';
+import { MockHvmState } from './hvm-state.js';
+import type { GuestProgram } from './scheduler.js';
 
 export { LOG_DIRTY_CHUNK_BYTES } from './log-dirty.js';
 
@@ -178,8 +180,13 @@ export class MockDomain {
   maxGrantFrames = DEFAULT_MAX_GRANT_FRAMES;
   /** settimeoffset's d->time_offset.seconds. */
   timeOffsetSeconds = 0n;
-  /** HVM domains' saved context (hvm_save's record stream), opaque apart from header and end. */
-  hvmContext: Uint8Array | null = null;
+  /** HVM domains' saved-state records (what gethvmcontext saves and sethvmcontext loads). */
+  readonly hvmState: MockHvmState | null;
+  /**
+   * What vcpu 0 runs: the test guest's model, 'idle' for code the mock does not know, or
+   * undefined until it is first scheduled after a CPU record was loaded (testing/scheduler.ts).
+   */
+  guestProgram: GuestProgram | undefined = undefined;
   /** d->arch.hvm.params, indexed by HVM_PARAM_* (HVM domains only). */
   readonly hvmParams: bigint[] = new Array<bigint>(HVM_NR_PARAMS).fill(0n);
 
@@ -200,7 +207,12 @@ export class MockDomain {
     this.memory = spec.withMemory ? new Uint8Array(this.totPages * this.memoryPageBytes) : null;
     this.specPages = this.totPages;
     this.pages = new PageStore((gfn) => (this.memory && gfn < this.specPages ? this.memory.subarray(gfn * this.memoryPageBytes, (gfn + 1) * this.memoryPageBytes) : null));
-    if (this.hvm) this.hvmContext = hvmContextBlob(this.maxVcpus, this.domid);
+    this.hvmState = this.hvm ? new MockHvmState(this) : null;
+  }
+
+  /** The HVM context gethvmcontext would copy out now (hvm_save), or null for a PV domain. */
+  get hvmContext(): Uint8Array | null {
+    return this.hvmState?.save() ?? null;
   }
 
   /** vcpu_create(): a new vcpu is down (VPF_down) until a context is loaded, unless `online`. */
@@ -346,60 +358,14 @@ export class MockHost {
   }
 }
 
-const HVM_SAVE_DESCRIPTOR = 8; // struct hvm_save_descriptor: typecode u16, instance u16, length u32
-const HVM_SAVE_HEADER = 24; // struct hvm_save_header: magic, version, changeset u64, cpuid, gtsc_khz
-const HVM_SAVE_CODE_HEADER = 1;
-const HVM_SAVE_CODE_END = 0;
-const HVM_SAVE_CODE_CPU = 2;
-
 /**
- * A record stream shaped as hvm_save writes it: the HEADER record, one opaque CPU record per
- * vcpu, and the END marker. Only the header and the end are ever checked (as hvm_load does).
+ * A record stream shaped as hvm_save writes it for an HVM domain of `vcpus` vcpus, all up:
+ * HEADER, each vcpu's CPU record (a made-up 64-bit context that differs with `seed`), the other
+ * PVH records, END. sethvmcontext loads it into a domain with at least that many vcpus.
  */
 export function hvmContextBlob(vcpus: number, seed: number): Uint8Array {
-  const cpuLen = 32;
-  const out = new Uint8Array(HVM_SAVE_DESCRIPTOR + HVM_SAVE_HEADER + vcpus * (HVM_SAVE_DESCRIPTOR + cpuLen) + HVM_SAVE_DESCRIPTOR);
-  const v = new DataView(out.buffer);
-  let at = 0;
-  const desc = (code: number, instance: number, length: number) => {
-    v.setUint16(at, code, true);
-    v.setUint16(at + 2, instance, true);
-    v.setUint32(at + 4, length, true);
-    at += HVM_SAVE_DESCRIPTOR;
-  };
-  desc(HVM_SAVE_CODE_HEADER, 0, HVM_SAVE_HEADER);
-  v.setUint32(at, HVM_FILE.MAGIC, true);
-  v.setUint32(at + 4, HVM_FILE.VERSION, true);
-  v.setUint32(at + 16, 0x000806ec, true); // cpuid leaf 1 eax of the "saving" cpu
-  at += HVM_SAVE_HEADER;
-  for (let i = 0; i < vcpus; i++) {
-    desc(HVM_SAVE_CODE_CPU, i, cpuLen);
-    out.fill((seed * 31 + i) & 0xff, at, at + cpuLen);
-    at += cpuLen;
-  }
-  desc(HVM_SAVE_CODE_END, 0, 0);
-  return out;
-}
-
-/**
- * hvm_load's checks on a record stream (xen/arch/x86/hvm/save.c hvm_load, arch_hvm_load): the
- * HEADER record first (-ENODATA without it), with Xen's magic and version (-EINVAL), then records
- * up to an END marker (-ENODATA when the data runs out first). Returns the stream up to and
- * including END, or the errno name.
- */
-export function checkHvmContext(blob: Uint8Array): Uint8Array | 'ENODATA' | 'EINVAL' {
-  const v = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
-  if (blob.length < HVM_SAVE_DESCRIPTOR + HVM_SAVE_HEADER) return 'ENODATA';
-  if (v.getUint16(0, true) !== HVM_SAVE_CODE_HEADER || v.getUint32(4, true) !== HVM_SAVE_HEADER) return 'ENODATA';
-  if (v.getUint32(HVM_SAVE_DESCRIPTOR, true) !== HVM_FILE.MAGIC || v.getUint32(HVM_SAVE_DESCRIPTOR + 4, true) !== HVM_FILE.VERSION) return 'EINVAL';
-  let at = HVM_SAVE_DESCRIPTOR + HVM_SAVE_HEADER;
-  for (;;) {
-    if (blob.length - at < HVM_SAVE_DESCRIPTOR) return 'ENODATA';
-    if (v.getUint16(at, true) === HVM_SAVE_CODE_END) return blob.slice(0, at + HVM_SAVE_DESCRIPTOR);
-    const len = v.getUint32(at + 4, true);
-    if (blob.length - at - HVM_SAVE_DESCRIPTOR < len) return 'ENODATA';
-    at += HVM_SAVE_DESCRIPTOR + len;
-  }
+  const d = new MockDomain({ domid: seed, hvm: true, maxVcpus: vcpus, onlineVcpus: vcpus });
+  return d.hvmContext!;
 }
 
 /** VGCF_online | VGCF_in_kernel (arch-x86/xen.h): an initialised 64-bit PV vcpu in its kernel. */

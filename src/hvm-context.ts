@@ -1,0 +1,82 @@
+// The HVM context stream of domctl gethvmcontext/sethvmcontext, as data: a HEADER record, any
+// number of typed records, an END record; each record a struct hvm_save_descriptor (typecode,
+// instance, length) followed by `length` bytes (hvm_save and hvm_load, xen/arch/x86/hvm/save.c,
+// RELEASE-4.17.7 lines 204-351). Toolstacks read one record out of a saved context and build
+// small streams of their own, as libxenguest does for a new PVH vcpu
+// (tools/libs/guest/xg_dom_x86.c vcpu_hvm, lines 990-1140).
+
+import { ValidationError } from './errors.js';
+import { decode, encode, type Decoded } from './layout.js';
+import { HVM_SAVE_TYPES, hvm_save_descriptor, hvm_save_header } from './hypercalls/structs.js';
+
+export interface HvmRecord {
+  /** HVM_SAVE_CODE(type): 2 for CPU, 14 for MTRR, ... (HVM_SAVE_TYPES). */
+  readonly typecode: number;
+  /** The vcpu for per-vcpu records, else 0. */
+  readonly instance: number;
+  /** The record's bytes, without its descriptor. */
+  readonly data: Uint8Array;
+}
+
+export interface HvmContext {
+  /** The HEADER record's bytes (struct hvm_save_header). */
+  readonly header: Uint8Array;
+  /** Every record between HEADER and END, in stream order. */
+  readonly records: readonly HvmRecord[];
+}
+
+const DESC = hvm_save_descriptor.size;
+
+/**
+ * Splits a context into its records. Throws ValidationError when it does not start with a
+ * HEADER record of the right length or a record runs past the end, or END is missing. Bytes after
+ * END are ignored, as hvm_load ignores them.
+ */
+export function parseHvmContext(bytes: Uint8Array): HvmContext {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const desc = (at: number) => decode(hvm_save_descriptor, v, at);
+  if (bytes.length < DESC + hvm_save_header.size) throw new ValidationError('context', `an HVM context is at least ${DESC + hvm_save_header.size} bytes (its HEADER record), got ${bytes.length}`);
+  const h = desc(0);
+  if (h.typecode !== HVM_SAVE_TYPES.HEADER.code || h.length !== hvm_save_header.size) {
+    throw new ValidationError('context', `an HVM context starts with a HEADER record (typecode 1, length 24), got typecode ${h.typecode} length ${h.length}`);
+  }
+  const header = bytes.slice(DESC, DESC + h.length);
+  const records: HvmRecord[] = [];
+  let at = DESC + h.length;
+  for (;;) {
+    if (bytes.length - at < DESC) throw new ValidationError('context', `the HVM context ends at byte ${at} without an END record`);
+    const d = desc(at);
+    if (d.typecode === HVM_SAVE_TYPES.END.code) return { header, records };
+    if (d.length > bytes.length - at - DESC) throw new ValidationError('context', `record ${d.typecode}/${d.instance} at byte ${at} claims ${d.length} bytes; only ${bytes.length - at - DESC} follow`);
+    records.push({ typecode: d.typecode, instance: d.instance, data: bytes.slice(at + DESC, at + DESC + d.length) });
+    at += DESC + d.length;
+  }
+}
+
+/** Builds a context: the HEADER record, the given records in order, then END. */
+export function buildHvmContext(header: Uint8Array, records: readonly HvmRecord[]): Uint8Array {
+  if (header.length !== hvm_save_header.size) throw new ValidationError('header', `a HEADER record is ${hvm_save_header.size} bytes, got ${header.length}`);
+  const size = DESC + header.length + records.reduce((s, r) => s + DESC + r.data.length, 0) + DESC;
+  const out = new Uint8Array(size);
+  const v = new DataView(out.buffer);
+  let at = 0;
+  const put = (typecode: number, instance: number, data: Uint8Array) => {
+    encode(hvm_save_descriptor, v, at, { typecode, instance, length: data.length });
+    out.set(data, at + DESC);
+    at += DESC + data.length;
+  };
+  put(HVM_SAVE_TYPES.HEADER.code, 0, header);
+  for (const r of records) put(r.typecode, r.instance, r.data);
+  put(HVM_SAVE_TYPES.END.code, 0, new Uint8Array(0));
+  return out;
+}
+
+/** The record of `typecode` and `instance`, or undefined (libxenguest's hvm_get_save_record). */
+export function findHvmRecord(context: HvmContext, typecode: number, instance = 0): HvmRecord | undefined {
+  return context.records.find((r) => r.typecode === typecode && r.instance === instance);
+}
+
+/** The HEADER record decoded. */
+export function decodeHvmHeader(header: Uint8Array): Decoded<typeof hvm_save_header.fields> {
+  return decode(hvm_save_header, new DataView(header.buffer, header.byteOffset, header.byteLength));
+}
