@@ -66,6 +66,12 @@ if ! timeout --kill-after=10 "$(remaining)" npm run build --silent >/dev/null; t
   banner "REAL-XEN SUITE FAILED: npm run build failed"
   exit 1
 fi
+# dom0 has no assembler: the test guest is built here, under the project directory (shared with
+# dom0 at the same path), and its path handed to the suite.
+if ! GUEST_IMAGE=$(timeout --kill-after=10 "$(remaining)" node --import tsx scripts/build-test-guest.ts "$ROOT/node_modules/.cache/xencall"); then
+  banner "REAL-XEN SUITE FAILED: the test guest could not be built (scripts/build-test-guest.ts)"
+  exit 1
+fi
 declare -a SUMMARY=()
 failed=0
 
@@ -115,7 +121,7 @@ for mode in $MODES; do
   # run.sh has its own qemu timeout; the outer one is a backstop for the host-side steps.
   # --test-force-exit: a handle left open by a failing test must not keep dom0 up to the timeout.
   timeout --kill-after=15 $((vm_timeout + 60)) \
-    "$ROOT/xen-vm/run.sh" --timeout "$vm_timeout" ${flags[@]+"${flags[@]}"} -- \
+    "$ROOT/xen-vm/run.sh" --timeout "$vm_timeout" ${flags[@]+"${flags[@]}"} --env "XENCALL_TEST_GUEST_IMAGE=$GUEST_IMAGE" -- \
     node --import tsx --test --test-force-exit --test-reporter=spec "${files[@]}" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   set -e

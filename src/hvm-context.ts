@@ -7,7 +7,8 @@
 
 import { ValidationError } from './errors.js';
 import { decode, encode, type Decoded } from './layout.js';
-import { HVM_SAVE_TYPES, hvm_save_descriptor, hvm_save_header } from './hypercalls/structs.js';
+import { HVM_SAVE_TYPES, hvm_hw_cpu, hvm_hw_mtrr, hvm_save_descriptor, hvm_save_header } from './hypercalls/structs.js';
+import { MTRR_TYPE, X86_CR0, X86_DR_DEFAULT, X86_PINNED } from './hypercalls/values.js';
 
 export interface HvmRecord {
   /** HVM_SAVE_CODE(type): 2 for CPU, 14 for MTRR, ... (HVM_SAVE_TYPES). */
@@ -79,4 +80,45 @@ export function findHvmRecord(context: HvmContext, typecode: number, instance = 
 /** The HEADER record decoded. */
 export function decodeHvmHeader(header: Uint8Array): Decoded<typeof hvm_save_header.fields> {
   return decode(hvm_save_header, new DataView(header.buffer, header.byteOffset, header.byteLength));
+}
+
+/**
+ * The two contexts libxenguest loads to start a PVH vcpu 0 (vcpu_hvm, xg_dom_x86.c:1042-1133),
+ * built from the new domain's own saved context `saved` (its HEADER, which only Xen can
+ * produce, and its MTRR record): first HEADER + MTRR + END with the MTRRs enabled and
+ * write-back the default type; then HEADER + CPU + END with flat 4 GiB segments, CR0 = PE|ET
+ * (protected mode, paging off), the debug registers at their reset values, and rip = `entry`.
+ * Load them in this order: every hvm_load puts all vcpus down first, and only the CPU record
+ * brings vcpu 0 up.
+ */
+export function pvhStartContexts(saved: Uint8Array, entry: number): [mtrr: Uint8Array, cpu: Uint8Array] {
+  if (!Number.isInteger(entry) || entry < 0 || entry > 0xffffffff) throw new ValidationError('entry', `must be a 32-bit address, got ${entry}`);
+  const ctx = parseHvmContext(saved);
+  const mtrrRecord = findHvmRecord(ctx, HVM_SAVE_TYPES.MTRR.code, 0);
+  if (!mtrrRecord || mtrrRecord.data.length !== hvm_hw_mtrr.size) throw new ValidationError('context', 'the saved context has no MTRR record for vcpu 0');
+  const mtrr = mtrrRecord.data.slice();
+  encode(hvm_hw_mtrr, new DataView(mtrr.buffer), 0, { msr_mtrr_def_type: BigInt(MTRR_TYPE.WRBACK | X86_PINNED.MTRR_DEF_TYPE_ENABLE) });
+
+  const cpu = new Uint8Array(hvm_hw_cpu.size);
+  const flat = 0xffffffff;
+  encode(hvm_hw_cpu, new DataView(cpu.buffer), 0, {
+    cs_limit: flat,
+    ds_limit: flat,
+    es_limit: flat,
+    ss_limit: flat,
+    tr_limit: 0x67,
+    cs_arbytes: X86_PINNED.FLAT_CODE32_ARBYTES,
+    ds_arbytes: X86_PINNED.FLAT_DATA32_ARBYTES,
+    es_arbytes: X86_PINNED.FLAT_DATA32_ARBYTES,
+    ss_arbytes: X86_PINNED.FLAT_DATA32_ARBYTES,
+    tr_arbytes: X86_PINNED.TSS32_BUSY_ARBYTES,
+    cr0: BigInt(X86_CR0.PE | X86_CR0.ET),
+    rip: BigInt(entry),
+    dr6: BigInt(X86_DR_DEFAULT.DR6),
+    dr7: BigInt(X86_DR_DEFAULT.DR7),
+  });
+  return [
+    buildHvmContext(ctx.header, [{ typecode: HVM_SAVE_TYPES.MTRR.code, instance: 0, data: mtrr }]),
+    buildHvmContext(ctx.header, [{ typecode: HVM_SAVE_TYPES.CPU.code, instance: 0, data: cpu }]),
+  ];
 }

@@ -164,18 +164,6 @@ export function verifyTestGuestPage(bytes: Uint8Array, gfn: number): number | nu
   return hi * TWO32 + lo;
 }
 
-/**
- * How many leading words of `bytes` are the image of (gfn, iteration): 1024 for a whole page; a
- * page the guest was writing when it was read (or paused) has a prefix of the new iteration.
- */
-export function testGuestPagePrefix(bytes: Uint8Array, gfn: number, iteration: number): number {
-  const v = new DataView(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, PAGE));
-  const n = Math.floor(v.byteLength / 4);
-  let i = 0;
-  while (i < n && v.getUint32(i * 4, true) === testGuestPageWord(gfn, iteration, i)) i++;
-  return i;
-}
-
 /** Whether the guest writes `gfn` when it is in the write set of a guest of `pages` pages. */
 export function isWritableTestGuestGfn(gfn: number, pages: number): boolean {
   return Number.isInteger(gfn) && gfn >= 0 && gfn < pages && !(gfn >= TEST_GUEST_LAYOUT.reservedFirstGfn && gfn < TEST_GUEST_LAYOUT.reservedEndGfn);

@@ -1,0 +1,55 @@
+// The test guest booted from Node on the mock: the scenario the real suite runs on Xen
+// (test/scenarios/test-guest.ts), then what only the mock can show: a failing step destroys the
+// half-built domain and says which step it was; a lost createdomain reply is recovered by handle.
+
+import assert from 'node:assert/strict';
+import { describe, it, before } from 'node:test';
+import { ErrorCodes } from '../src/index.js';
+import { bootTestGuest, buildTestGuestImage, TestGuestError } from '../src/testing/index.js';
+import { mockHandle, UUID_A } from './helpers.js';
+import { testGuestScenario } from './scenarios/test-guest.js';
+
+let image: string;
+before(async () => {
+  image = (await buildTestGuestImage()).path;
+});
+
+describe('test guest on the mock', () => {
+  it('boots, counts, moves its write set, and is destroyed leaving nothing (the real suite runs the same)', async () => {
+    const { xc } = await mockHandle();
+    await testGuestScenario(xc, { image });
+    xc.close();
+  });
+
+  it('a step that fails destroys the half-built domain and names the step', async () => {
+    const { hv, xc } = await mockHandle();
+    hv.faults.inject({ op: 'domctl.sethvmcontext', direction: 'in', times: Infinity });
+    await assert.rejects(bootTestGuest(xc, { image, handle: UUID_A }), (e: unknown) => e instanceof TestGuestError && e.step === 'sethvmcontext' && e.code === ErrorCodes.TEST_GUEST && /was destroyed/.test(e.message));
+    assert.equal(hv.history.effects('domain.created').length, 1);
+    assert.equal(hv.history.effects('domain.destroyed').length, 1);
+    assert.deepEqual((await xc.sysctl.getdomaininfolist()).map((d) => d.domid), [0]);
+    xc.close();
+  });
+
+  it('a createdomain whose reply was lost (refused retry) is found by its handle and adopted', async () => {
+    const { hv, xc } = await mockHandle();
+    hv.faults.inject({ op: 'domctl.createdomain', direction: 'out' });
+    const guest = await bootTestGuest(xc, { image, handle: UUID_A });
+    assert.equal(hv.history.effects('domain.created').length, 1, 'created once, not twice');
+    assert.equal((await xc.domctl.getdomaininfo({ domain: guest.domid })).handle, UUID_A);
+    await guest.waitForProgress(2);
+    await guest.destroy();
+    xc.close();
+  });
+
+  it('a boot aborted between steps destroys the domain it made', async () => {
+    const { hv, xc } = await mockHandle();
+    // A signal that turns aborted at its third look: before max_mem, after createdomain.
+    let looks = 0;
+    const signal = { get aborted() { return ++looks >= 3; }, reason: new Error('stop') } as unknown as AbortSignal;
+    await assert.rejects(bootTestGuest(xc, { image, signal }), (e: unknown) => (e as { code?: string }).code === ErrorCodes.ABORTED && /before max_mem/.test((e as Error).message));
+    assert.equal(hv.history.effects('domain.created').length, 1);
+    assert.deepEqual((await xc.sysctl.getdomaininfolist()).map((d) => d.domid), [0]);
+    xc.close();
+  });
+});
