@@ -10,32 +10,12 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, it } from 'node:test';
 import { TYPED_OPS } from '../src/ops/index.js';
+import { ROOT, pointAtSrc, tsBlocks } from './docs-blocks.js';
 
-const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const DOC = path.join(ROOT, 'docs', 'api.md');
 const PREAMBLE_MARK = '// Preamble:';
-
-interface Block {
-  readonly line: number;
-  readonly code: string;
-}
-
-function tsBlocks(markdown: string): Block[] {
-  const out: Block[] = [];
-  const lines = markdown.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    if (lines[i]!.trim() !== '```ts') continue;
-    const start = i + 1;
-    let j = start;
-    while (j < lines.length && lines[j]!.trim() !== '```') j++;
-    out.push({ line: start + 1, code: lines.slice(start, j).join('\n') });
-    i = j;
-  }
-  return out;
-}
 
 /** Every typed call's path below the handle, e.g. "domctl.shadow_op.clean". */
 function typedCallPaths(node: Record<string, unknown>, prefix = ''): string[] {
@@ -49,11 +29,6 @@ const markdown = fs.readFileSync(DOC, 'utf8');
 const blocks = tsBlocks(markdown);
 const preamble = blocks.find((b) => b.code.trimStart().startsWith(PREAMBLE_MARK));
 const examples = blocks.filter((b) => b !== preamble);
-
-const pointAtSrc = (code: string) =>
-  code
-    .replace(/from 'xencall\/testing'/g, `from ${JSON.stringify(pathToFileURL(path.join(ROOT, 'src/testing/index.ts')).href)}`)
-    .replace(/from 'xencall'/g, `from ${JSON.stringify(pathToFileURL(path.join(ROOT, 'src/index.ts')).href)}`);
 
 describe('docs/api.md', () => {
   it('has a preamble block and examples', () => {

@@ -20,6 +20,19 @@ describe('the built package', () => {
     assert.equal(cjs.stdout.trim(), '262161 XEN_ERR_HYPERCALL');
   });
 
+  it("ships the test guest's source and finds it from the bundle, in both module formats", () => {
+    const esm = run(['--input-type=module', '-e', "import { testGuestSourceDir } from 'xencall/testing'; console.log(testGuestSourceDir());"]);
+    assert.equal(esm.status, 0, esm.stderr);
+    const cjs = run(['-e', "console.log(require('xencall/testing').testGuestSourceDir());"]);
+    assert.equal(cjs.status, 0, cjs.stderr);
+    assert.equal(esm.stdout.trim(), join(process.cwd(), 'src', 'testing', 'guest'));
+    assert.equal(cjs.stdout.trim(), esm.stdout.trim());
+    const pack = spawnSync('npm', ['pack', '--dry-run', '--json'], { encoding: 'utf8', timeout: 60_000, cwd: process.cwd() });
+    assert.equal(pack.status, 0, pack.stderr);
+    const files = (JSON.parse(pack.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
+    assert.ok(files.includes('src/testing/guest/test-guest.s') && files.includes('src/testing/guest/test-guest.ld'), 'package.json "files" ships the guest source');
+  });
+
   it('never loads koffi at import time, and says so with a typed error when it is needed and missing', () => {
     const dir = mkdtempSync(join(tmpdir(), 'xencall-nokoffi-'));
     // A resolve hook that makes koffi unavailable, as on a machine where it cannot install.

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it, before } from 'node:test';
 import { ErrorCodes } from '../src/index.js';
-import { bootTestGuest, buildTestGuestImage, TestGuestError } from '../src/testing/index.js';
-import { mockHandle, UUID_A } from './helpers.js';
+import { bootTestGuest, buildTestGuestImage, TestGuestError, TEST_GUEST_LAYOUT as L, verifyTestGuestPage } from '../src/testing/index.js';
+import { mockHandle, UUID_A, UUID_B } from './helpers.js';
 import { testGuestScenario } from './scenarios/test-guest.js';
 
 let image: string;
@@ -18,6 +18,22 @@ describe('test guest on the mock', () => {
   it('boots, counts, moves its write set, and is destroyed leaving nothing (the real suite runs the same)', async () => {
     const { xc } = await mockHandle();
     await testGuestScenario(xc, { image });
+    xc.close();
+  });
+
+  it('takes an explicit domid and handle, and is destroyed by asyncDispose', async () => {
+    const { hv, xc } = await mockHandle();
+    const guest = await bootTestGuest(xc, { image, domid: 42, handle: UUID_B, pages: 0x110, writeSet: [0x10a] });
+    assert.equal(guest.domid, 42);
+    assert.equal((await xc.domctl.getdomaininfo({ domain: 42 })).handle, UUID_B);
+    assert.equal((await xc.domctl.getdomaininfo({ domain: 42 })).tot_pages, 0x110n);
+    await guest.waitForWriteSet();
+    assert.notEqual(verifyTestGuestPage(hv.domain(42)!.page(0x10a), 0x10a), null);
+    await guest[Symbol.asyncDispose]();
+    assert.equal(hv.domain(42), undefined);
+    await assert.rejects(guest.counter(), (e: unknown) => e instanceof TestGuestError);
+    await assert.rejects(bootTestGuest(xc, { image, pages: 0x10f }), (e: unknown) => (e as { code?: string }).code === ErrorCodes.VALIDATION);
+    await assert.rejects(bootTestGuest(xc, { image, writeSet: [L.counterGfn] }), (e: unknown) => (e as { code?: string }).code === ErrorCodes.VALIDATION);
     xc.close();
   });
 

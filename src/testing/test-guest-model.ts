@@ -42,9 +42,14 @@ export function recogniseTestGuest(dom: MockDomain): boolean {
   return regs.rip >= BigInt(start) && regs.rip < BigInt(Math.min(end, start + L.codePages * L.pageSize));
 }
 
-/** Whether each gfn is a page of the domain the model can read and write. */
+/**
+ * Whether each gfn is RAM in the domain's p2m with whole pages the model can read and write (a
+ * test domain made with a few bytes a page, or without contents, is not).
+ */
 function hasPages(dom: MockDomain, gfns: readonly number[]): boolean {
-  return dom.memory !== null && dom.memoryPageBytes === L.pageSize && gfns.every((g) => g >= 0 && g < dom.totPages);
+  if (dom.memory !== null && dom.memoryPageBytes !== L.pageSize) return false;
+  // Pages of the spec have contents only with `withMemory`; populated ones always do.
+  return gfns.every((g) => dom.isPopulated(g) && (dom.memory !== null || g >= dom.specPages));
 }
 
 export class MockTestGuest {

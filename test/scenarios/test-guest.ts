@@ -4,7 +4,9 @@
 // the pattern while pages outside the set stay as they were, destroy it, and find nothing left.
 
 import assert from 'node:assert/strict';
-import type { Xencall } from '../../src/index.js';
+import { decode, findHvmRecord, parseHvmContext, type Xencall } from '../../src/index.js';
+import { HVM_SAVE_TYPES, hvm_hw_cpu, hvm_hw_mtrr } from '../../src/hypercalls/structs.js';
+import { MTRR_TYPE, X86_CR0, X86_PINNED } from '../../src/hypercalls/values.js';
 import { bootTestGuest, TEST_GUEST_LAYOUT as L, verifyTestGuestPage, type TestGuest } from '../../src/testing/index.js';
 
 export interface TestGuestScenarioOptions {
@@ -42,6 +44,20 @@ export async function testGuestScenario(xc: Xencall, options: TestGuestScenarioO
     assert.equal(info.paused, false);
     assert.equal(info.tot_pages >= BigInt(guest.pages), true, 'every gfn was populated');
     assert.equal((await xc.domctl.getvcpuinfo({ domain: domid, vcpu: 0 })).online, true, 'the CPU record brought vcpu 0 up');
+
+    // Its saved state: vcpu 0 in 32-bit protected mode, paging off, executing inside the image;
+    // the MTRRs as the first sethvmcontext left them.
+    const ctx = parseHvmContext((await xc.domctl.gethvmcontext({ domain: domid })).bytes);
+    log(`context records: ${ctx.records.map((r) => `${r.typecode}/${r.instance}`).join(' ')}`);
+    const cpuRec = findHvmRecord(ctx, HVM_SAVE_TYPES.CPU.code, 0);
+    assert.ok(cpuRec, 'a running vcpu has a CPU record');
+    const cpu = decode(hvm_hw_cpu, new DataView(cpuRec.data.buffer, cpuRec.data.byteOffset, cpuRec.data.byteLength));
+    assert.equal(cpu.cr0 & BigInt(X86_CR0.PE | X86_CR0.PG), BigInt(X86_CR0.PE));
+    const imageEnd = Math.max(...guest.image.segments.map((sg) => sg.paddr + sg.memsz));
+    assert.ok(cpu.rip >= BigInt(L.codeGfn * L.pageSize) && cpu.rip < BigInt(imageEnd), `rip 0x${cpu.rip.toString(16)} is inside the image`);
+    const mtrrRec = findHvmRecord(ctx, HVM_SAVE_TYPES.MTRR.code, 0);
+    assert.ok(mtrrRec);
+    assert.equal(decode(hvm_hw_mtrr, new DataView(mtrrRec.data.buffer, mtrrRec.data.byteOffset, mtrrRec.data.byteLength)).msr_mtrr_def_type, BigInt(MTRR_TYPE.WRBACK | X86_PINNED.MTRR_DEF_TYPE_ENABLE));
 
     // The counter moves, seen through a read-only foreign mapping.
     const c0 = await guest.counter();
