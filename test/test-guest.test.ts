@@ -31,9 +31,24 @@ describe('test guest on the mock', () => {
     assert.notEqual(verifyTestGuestPage(hv.domain(42)!.page(0x10a), 0x10a), null);
     await guest[Symbol.asyncDispose]();
     assert.equal(hv.domain(42), undefined);
-    await assert.rejects(guest.counter(), (e: unknown) => e instanceof TestGuestError);
+    await assert.rejects(guest.counter(), (e: unknown) => (e as { code?: string }).code === ErrorCodes.CLOSED);
     await assert.rejects(bootTestGuest(xc, { image, pages: 0x10f }), (e: unknown) => (e as { code?: string }).code === ErrorCodes.VALIDATION);
     await assert.rejects(bootTestGuest(xc, { image, writeSet: [L.counterGfn] }), (e: unknown) => (e as { code?: string }).code === ErrorCodes.VALIDATION);
+    xc.close();
+  });
+
+  it('waiting on a guest that cannot move gives up with its state, or stops on abort', async () => {
+    const { xc } = await mockHandle();
+    const guest = await bootTestGuest(xc, { image });
+    await xc.domctl.pausedomain({ domain: guest.domid });
+    const now = await guest.counter();
+    await assert.rejects(guest.waitForProgress(now + 1, { timeoutMs: 30 }), (e: unknown) => e instanceof TestGuestError && e.step === 'wait' && /\(paused\)/.test(e.message));
+    const ac = new AbortController();
+    const waiting = guest.waitForProgress(now + 1, { signal: ac.signal });
+    ac.abort();
+    await assert.rejects(waiting, (e: unknown) => (e as { code?: string }).code === ErrorCodes.ABORTED);
+    assert.equal(await guest.counter(), now, 'a paused guest does not run');
+    await guest.destroy();
     xc.close();
   });
 

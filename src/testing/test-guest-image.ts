@@ -27,6 +27,9 @@ export type TestGuestStep =
   | 'gethvmcontext'
   | 'sethvmcontext'
   | 'unpausedomain'
+  /** A foreign mapping of a running guest's page failed. */
+  | 'map'
+  /** waitForProgress / waitForWriteSet gave up. */
   | 'wait';
 
 /** XEN_ERR_TEST_GUEST: the step that failed, with the underlying error as `cause`. */

@@ -223,14 +223,14 @@ export class TestGuest implements AsyncDisposable {
   }
 
   private check(): void {
-    if (this.destroyed) throw new TestGuestError('wait', `domain ${this.domid} was destroyed`);
+    if (this.destroyed) throw new XencallError(ErrorCodes.CLOSED, `test guest ${this.domid} was destroyed; boot a new one`);
   }
 }
 
 /** Throws when a foreign mapping could not map some page (its per-page error). */
-function mapped(errors: Int32Array, gfns: readonly number[]): void {
+function mapped(errors: Int32Array, gfns: readonly number[], step: TestGuestStep = 'map'): void {
   const i = errors.findIndex((e) => e !== 0);
-  if (i >= 0) throw new TestGuestError('load', `gfn 0x${gfns[i]!.toString(16)} could not be mapped (errno ${-errors[i]!})`);
+  if (i >= 0) throw new TestGuestError(step, `gfn 0x${gfns[i]!.toString(16)} could not be mapped (errno ${-errors[i]!})`);
 }
 
 /** The default write set of a guest of `pages` pages: up to 64 writable gfns from 0x200 (from 0x108 on a small guest). */
@@ -348,7 +348,7 @@ function loadImage(xc: Xencall, domid: number, image: TestGuestImage, pages: num
   const gfns = [...Array.from({ length: L.codePages }, (_, i) => L.codeGfn + i), L.controlGfn];
   const m = xc.foreignMemory.map(domid, gfns, { writable: true });
   try {
-    mapped(m.errors, gfns);
+    mapped(m.errors, gfns, 'load');
     const code = m.bytes.subarray(0, L.codePages * L.pageSize);
     const base = L.codeGfn * L.pageSize;
     for (const s of image.segments) {
