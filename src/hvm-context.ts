@@ -5,7 +5,8 @@
 // small streams of their own, as libxenguest does for a new PVH vcpu
 // (tools/libs/guest/xg_dom_x86.c vcpu_hvm, lines 990-1140).
 
-import { ValidationError } from './errors.js';
+import { ValidationError, describeValue } from './errors.js';
+import { bytesArg, integerIn, requiredBag } from './input.js';
 import { decode, encode, type Decoded } from './layout.js';
 import { HVM_SAVE_TYPES, hvm_hw_cpu, hvm_hw_mtrr, hvm_save_descriptor, hvm_save_header } from './hypercalls/structs.js';
 import { MTRR_TYPE, X86_CR0, X86_DR_DEFAULT, X86_PINNED } from './hypercalls/values.js';
@@ -34,6 +35,7 @@ const DESC = hvm_save_descriptor.size;
  * END are ignored, as hvm_load ignores them.
  */
 export function parseHvmContext(bytes: Uint8Array): HvmContext {
+  bytesArg('context', bytes);
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const desc = (at: number) => decode(hvm_save_descriptor, v, at);
   if (bytes.length < DESC + hvm_save_header.size) throw new ValidationError('context', `an HVM context is at least ${DESC + hvm_save_header.size} bytes (its HEADER record), got ${bytes.length}`);
@@ -56,6 +58,16 @@ export function parseHvmContext(bytes: Uint8Array): HvmContext {
 
 /** Builds a context: the HEADER record, the given records in order, then END. */
 export function buildHvmContext(header: Uint8Array, records: readonly HvmRecord[]): Uint8Array {
+  bytesArg('header', header);
+  if (!Array.isArray(records)) throw new ValidationError('records', `must be an array, got ${describeValue(records)}`);
+  records = records.map((r, i) => {
+    const rec = requiredBag(`records[${i}]`, r as HvmRecord);
+    return {
+      typecode: integerIn(`records[${i}].typecode`, rec.typecode, 1, 0xffff),
+      instance: integerIn(`records[${i}].instance`, rec.instance, 0, 0xffff),
+      data: bytesArg(`records[${i}].data`, rec.data),
+    };
+  });
   if (header.length !== hvm_save_header.size) throw new ValidationError('header', `a HEADER record is ${hvm_save_header.size} bytes, got ${header.length}`);
   const size = DESC + header.length + records.reduce((s, r) => s + DESC + r.data.length, 0) + DESC;
   const out = new Uint8Array(size);
@@ -74,11 +86,16 @@ export function buildHvmContext(header: Uint8Array, records: readonly HvmRecord[
 
 /** The record of `typecode` and `instance`, or undefined (libxenguest's hvm_get_save_record). */
 export function findHvmRecord(context: HvmContext, typecode: number, instance = 0): HvmRecord | undefined {
-  return context.records.find((r) => r.typecode === typecode && r.instance === instance);
+  const ctx = requiredBag('context', context);
+  if (!Array.isArray(ctx.records)) throw new ValidationError('context.records', `must be an array (what parseHvmContext returns), got ${describeValue(ctx.records)}`);
+  integerIn('typecode', typecode, 0, 0xffff);
+  integerIn('instance', instance, 0, 0xffff);
+  return ctx.records.find((r) => r.typecode === typecode && r.instance === instance);
 }
 
 /** The HEADER record decoded. */
 export function decodeHvmHeader(header: Uint8Array): Decoded<typeof hvm_save_header.fields> {
+  bytesArg('header', header, hvm_save_header.size);
   return decode(hvm_save_header, new DataView(header.buffer, header.byteOffset, header.byteLength));
 }
 
@@ -92,7 +109,7 @@ export function decodeHvmHeader(header: Uint8Array): Decoded<typeof hvm_save_hea
  * brings vcpu 0 up.
  */
 export function pvhStartContexts(saved: Uint8Array, entry: number): [mtrr: Uint8Array, cpu: Uint8Array] {
-  if (!Number.isInteger(entry) || entry < 0 || entry > 0xffffffff) throw new ValidationError('entry', `must be a 32-bit address, got ${entry}`);
+  integerIn('entry', entry, 0, 0xffffffff);
   const ctx = parseHvmContext(saved);
   const mtrrRecord = findHvmRecord(ctx, HVM_SAVE_TYPES.MTRR.code, 0);
   if (!mtrrRecord || mtrrRecord.data.length !== hvm_hw_mtrr.size) throw new ValidationError('context', 'the saved context has no MTRR record for vcpu 0');

@@ -61,3 +61,23 @@ export function optionalFunction<F>(field: string, v: unknown): F | undefined {
   if (typeof v !== 'function') throw new ValidationError(field, `must be a function, got ${describeValue(v)}`);
   return v as F;
 }
+
+/** `v` as bytes: a Uint8Array, of at least `minLength` bytes when given. */
+export function bytesArg(field: string, v: unknown, minLength = 0): Uint8Array {
+  if (!(v instanceof Uint8Array)) throw new ValidationError(field, `must be a Uint8Array, got ${describeValue(v)}`);
+  if (v.length < minLength) throw new ValidationError(field, `must be at least ${minLength} bytes, got ${v.length}`);
+  return v;
+}
+
+/** `v` as a finite list of values: an array or another iterable (a Set, a typed array). */
+export function iterableArg(field: string, v: unknown, maxLength = Number.MAX_SAFE_INTEGER): unknown[] {
+  if (typeof v === 'string' || v === null || typeof v !== 'object' || typeof (v as { [Symbol.iterator]?: unknown })[Symbol.iterator] !== 'function') {
+    throw new ValidationError(field, `must be an array or another iterable, got ${describeValue(v)}`);
+  }
+  const out: unknown[] = [];
+  for (const x of v as Iterable<unknown>) {
+    if (out.length >= maxLength) throw new ValidationError(field, `holds more than ${maxLength} entries`);
+    out.push(x);
+  }
+  return out;
+}

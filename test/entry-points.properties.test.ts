@@ -1,7 +1,7 @@
 // The standing reliability suite, part one: fast-check throws junk at every public entry point —
 // open/openSync, typed calls with their options (promise and sync), raw calls, buffers, foreign
-// memory, the recovery helpers, liveMigrate, the mock's constructor, domains and fault rules, and
-// the CLI's argv. Whatever happens, a failure is a XencallError with one of the stable codes (the CLI: an
+// memory, the recovery helpers, liveMigrate, the mock's constructor, domains and fault rules, the
+// test guest's helpers and handle, the HVM context codec, and the CLI's argv. Whatever happens, a failure is a XencallError with one of the stable codes (the CLI: an
 // exit status with a one-line message, 2 for bad usage), never a raw TypeError, a hang or a
 // stack trace. Other suites pin behaviour; this one pins that nothing escapes untyped.
 
@@ -18,11 +18,28 @@ import {
   open,
   openSync,
   recoverConsole,
+  parseHvmContext,
+  buildHvmContext,
+  findHvmRecord,
+  decodeHvmHeader,
+  pvhStartContexts,
   type Xencall,
 } from '../src/index.js';
 import { main } from '../src/cli/main.js';
 import { TYPED_OPS } from '../src/ops/index.js';
-import { MockHypervisor } from '../src/testing/index.js';
+import {
+  MockHypervisor,
+  bootTestGuest,
+  buildTestGuestImage,
+  checkWriteSet,
+  fillTestGuestPage,
+  loadTestGuestImage,
+  readTestGuestControl,
+  readTestGuestCounter,
+  testGuestPageWord,
+  verifyTestGuestPage,
+  writeTestGuestControl,
+} from '../src/testing/index.js';
 
 const CODES = new Set<string>(Object.values(ErrorCodes));
 
@@ -237,6 +254,42 @@ describe('every public entry point fails typed', { timeout: 120_000 }, () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  it("the test guest's helpers, its handle, and the HVM context codec", async () => {
+    const { xc } = await world();
+    const image = (await buildTestGuestImage()).path;
+    const guest = await bootTestGuest(xc, { image, pages: 0x120, writeSet: [0x110] });
+    const saved = (await xc.domctl.gethvmcontext({ domain: guest.domid })).bytes;
+    const page = new Uint8Array(4096);
+    const bytesOrJunk = fc.oneof(junk, fc.constantFrom(page, saved, saved.subarray(0, 40), new Uint8Array(3)));
+    await fc.assert(
+      fc.asyncProperty(bytesOrJunk, value, value, value, options, async (bytes, a, b, c, opts) => {
+        await typed('verifyTestGuestPage', () => verifyTestGuestPage(bytes as never, a as never));
+        await typed('fillTestGuestPage', () => fillTestGuestPage(bytes as never, a as never, b as never));
+        await typed('testGuestPageWord', () => testGuestPageWord(a as never, b as never, c as never));
+        await typed('checkWriteSet', () => checkWriteSet(a as never, b as never));
+        await typed('readTestGuestControl', () => readTestGuestControl(bytes as never));
+        await typed('readTestGuestCounter', () => readTestGuestCounter(bytes as never));
+        await typed('writeTestGuestControl', () => writeTestGuestControl(page, { pages: a, generation: b, gfns: c } as never));
+        await typed('loadTestGuestImage', () => loadTestGuestImage(bytes as never));
+        await typed('buildTestGuestImage', () => (opts === undefined ? undefined : buildTestGuestImage(opts as never)));
+        await typed('bootTestGuest', () => (a === undefined ? undefined : bootTestGuest(a as never, opts as never)));
+        await typed('bootTestGuest options', () => bootTestGuest(xc, { image: bytes, pages: a, writeSet: b, domid: c } as never).then((g) => g.destroy()));
+        await typed('setWriteSet', () => guest.setWriteSet(a as never));
+        await typed('waitForProgress', () => guest.waitForProgress(a as never, { ...(opts as object), timeoutMs: 0 } as never));
+        await typed('waitForWriteSet', () => guest.waitForWriteSet(opts === undefined ? { timeoutMs: 0 } : (opts as never)));
+        await typed('verifyPages', () => guest.verifyPages(a as never));
+        await typed('parseHvmContext', () => parseHvmContext(bytes as never));
+        await typed('buildHvmContext', () => buildHvmContext(bytes as never, a as never));
+        await typed('findHvmRecord', () => findHvmRecord(a as never, b as never, c as never));
+        await typed('decodeHvmHeader', () => decodeHvmHeader(bytes as never));
+        await typed('pvhStartContexts', () => pvhStartContexts(bytes as never, a as never));
+      }),
+      { numRuns: 300 },
+    );
+    await guest.destroy();
+    xc.close();
   });
 
   it('the CLI: any argv ends with an exit status and at most a one-line message, never a throw or a stack trace', async () => {

@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ErrorCodes, XencallError } from '../errors.js';
+import { ErrorCodes, ValidationError, XencallError, describeValue } from '../errors.js';
+import { optionBag } from '../input.js';
 import { XEN_ELFNOTE } from '../hypercalls/values.js';
 import { TEST_GUEST_CONTROL, TEST_GUEST_COUNTER, TEST_GUEST_IMAGE_HEADER, TEST_GUEST_LAYOUT, TEST_GUEST_PATTERN, TEST_GUEST_WORK } from './test-guest-layout.js';
 
@@ -120,7 +121,12 @@ export function defaultTestGuestCacheDir(): string {
  * the source, the linker script and the symbols, so a changed layout is a new image. Returns
  * the image's path and whether it was built now.
  */
-export async function buildTestGuestImage(options: BuildTestGuestOptions = {}): Promise<{ path: string; built: boolean }> {
+export async function buildTestGuestImage(options?: BuildTestGuestOptions): Promise<{ path: string; built: boolean }> {
+  options = optionBag('options', options);
+  for (const k of ['cacheDir', 'as', 'ld'] as const) {
+    if (options[k] !== undefined && (typeof options[k] !== 'string' || options[k] === '')) throw new ValidationError(`options.${k}`, `must be a non-empty string, got ${describeValue(options[k])}`);
+  }
+  if (options.force !== undefined && typeof options.force !== 'boolean') throw new ValidationError('options.force', `must be a boolean, got ${describeValue(options.force)}`);
   const dir = testGuestSourceDir();
   const source = fs.readFileSync(path.join(dir, SOURCE));
   const script = fs.readFileSync(path.join(dir, LINKER_SCRIPT));
@@ -136,8 +142,13 @@ export async function buildTestGuestImage(options: BuildTestGuestOptions = {}): 
       // A damaged cache entry is rebuilt below.
     }
   }
-  fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
-  const work = fs.mkdtempSync(path.join(cacheDir, 'build-'));
+  let work: string;
+  try {
+    fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+    work = fs.mkdtempSync(path.join(cacheDir, 'build-'));
+  } catch (e) {
+    throw new TestGuestError('build', `cannot use the cache directory ${cacheDir}: ${(e as Error).message}`, { cause: e });
+  }
   try {
     const object = path.join(work, 'test-guest.o');
     const elf = path.join(work, 'test-guest.elf');
@@ -149,7 +160,11 @@ export async function buildTestGuestImage(options: BuildTestGuestOptions = {}): 
     ]);
     loadTestGuestImage(elf);
     // rename() is atomic: a concurrent build of the same source leaves one whole file.
-    fs.renameSync(elf, target);
+    try {
+      fs.renameSync(elf, target);
+    } catch (e) {
+      throw new TestGuestError('build', `cannot store the image as ${target}: ${(e as Error).message}`, { cause: e });
+    }
     return { path: target, built: true };
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
@@ -204,8 +219,10 @@ export function loadTestGuestImage(source: string | Uint8Array): TestGuestImage 
     } catch (e) {
       throw new TestGuestError('image', `cannot read ${source}: ${(e as Error).message}`, { cause: e });
     }
-  } else {
+  } else if (source instanceof Uint8Array) {
     bytes = source;
+  } else {
+    throw new ValidationError('image', `must be a path or the image's bytes, got ${describeValue(source)}`);
   }
   const what = file ?? 'the image';
   const bad = (msg: string): never => {

@@ -20,7 +20,8 @@
 // w2 = gfn, w3 = PAGE_MAGIC, then w[i] = seed ^ (i * MIX_WORD) for i = 4..1023, with
 // seed = lo * MIX_ITER_LO ^ hi * MIX_ITER_HI ^ gfn * MIX_GFN (all mod 2^32).
 
-import { ValidationError } from '../errors.js';
+import { ValidationError, describeValue } from '../errors.js';
+import { bytesArg, integerIn, iterableArg, requiredBag } from '../input.js';
 
 const PAGE = 4096;
 
@@ -117,8 +118,15 @@ function seedOf(gfn: number, lo: number, hi: number): number {
   return (Math.imul(lo, p.mixIterLo) ^ Math.imul(hi, p.mixIterHi) ^ Math.imul(gfn, p.mixGfn)) >>> 0;
 }
 
+const gfnArg = (field: string, v: unknown) => integerIn(field, v, 0, 0xffffffff);
+const iterationArg = (field: string, v: unknown) => integerIn(field, v, 0, Number.MAX_SAFE_INTEGER);
+const pageArg = (field: string, v: unknown) => bytesArg(field, v, PAGE);
+
 /** Word `index` of the page the guest writes to `gfn` in iteration `iteration`. */
 export function testGuestPageWord(gfn: number, iteration: number, index: number): number {
+  gfnArg('gfn', gfn);
+  iterationArg('iteration', iteration);
+  integerIn('index', index, 0, WORDS - 1);
   const [lo, hi] = split(iteration);
   switch (index) {
     case 0:
@@ -136,6 +144,9 @@ export function testGuestPageWord(gfn: number, iteration: number, index: number)
 
 /** Writes the whole page image of (gfn, iteration) into `page` (4096 bytes). */
 export function fillTestGuestPage(page: Uint8Array, gfn: number, iteration: number): void {
+  pageArg('page', page);
+  gfnArg('gfn', gfn);
+  iterationArg('iteration', iteration);
   const v = new DataView(page.buffer, page.byteOffset, PAGE);
   const [lo, hi] = split(iteration);
   v.setUint32(0, lo, true);
@@ -152,6 +163,8 @@ export function fillTestGuestPage(page: Uint8Array, gfn: number, iteration: numb
  * and part of another's).
  */
 export function verifyTestGuestPage(bytes: Uint8Array, gfn: number): number | null {
+  bytesArg('bytes', bytes);
+  gfnArg('gfn', gfn);
   if (bytes.length < PAGE) return null;
   const v = new DataView(bytes.buffer, bytes.byteOffset, PAGE);
   if (v.getUint32(8, true) !== gfn >>> 0 || v.getUint32(12, true) !== TEST_GUEST_PATTERN.pageMagic) return null;
@@ -166,19 +179,26 @@ export function verifyTestGuestPage(bytes: Uint8Array, gfn: number): number | nu
 
 /** Whether the guest writes `gfn` when it is in the write set of a guest of `pages` pages. */
 export function isWritableTestGuestGfn(gfn: number, pages: number): boolean {
-  return Number.isInteger(gfn) && gfn >= 0 && gfn < pages && !(gfn >= TEST_GUEST_LAYOUT.reservedFirstGfn && gfn < TEST_GUEST_LAYOUT.reservedEndGfn);
+  return typeof gfn === 'number' && Number.isInteger(gfn) && gfn >= 0 && gfn < pages && !(gfn >= TEST_GUEST_LAYOUT.reservedFirstGfn && gfn < TEST_GUEST_LAYOUT.reservedEndGfn);
 }
 
 /** Checks a write set for a guest of `pages` pages; returns it as a plain array. */
 export function checkWriteSet(gfns: Iterable<number>, pages: number, field = 'writeSet'): number[] {
-  const out = [...gfns];
-  if (out.length > TEST_GUEST_LAYOUT.maxWriteSet) throw new ValidationError(field, `at most ${TEST_GUEST_LAYOUT.maxWriteSet} gfns fit in the control page, got ${out.length}`);
+  integerIn('pages', pages, 0, TEST_GUEST_LAYOUT.maxPages);
+  const max = TEST_GUEST_LAYOUT.maxWriteSet;
+  let out: number[];
+  try {
+    out = iterableArg(field, gfns, max) as number[];
+  } catch (e) {
+    if (e instanceof ValidationError && /more than/.test(e.message)) throw new ValidationError(field, `at most ${max} gfns fit in the control page`);
+    throw e;
+  }
   const seen = new Set<number>();
   for (const g of out) {
     if (!isWritableTestGuestGfn(g, pages)) {
       throw new ValidationError(
         field,
-        `gfn ${String(g)} cannot be written: gfns are integers below the guest's ${pages} pages, outside the reserved ${hex(TEST_GUEST_LAYOUT.reservedFirstGfn)}-${hex(TEST_GUEST_LAYOUT.reservedEndGfn - 1)} (code, control, counter, work, stack)`,
+        `gfn ${describeValue(g)} cannot be written: gfns are integers below the guest's ${pages} pages, outside the reserved ${hex(TEST_GUEST_LAYOUT.reservedFirstGfn)}-${hex(TEST_GUEST_LAYOUT.reservedEndGfn - 1)} (code, control, counter, work, stack)`,
       );
     }
     if (seen.has(g)) throw new ValidationError(field, `gfn ${hex(g)} is listed twice`);
@@ -197,6 +217,7 @@ export interface TestGuestControl {
 
 /** Reads the CONTROL page. */
 export function readTestGuestControl(page: Uint8Array): TestGuestControl {
+  pageArg('page', page);
   const c = TEST_GUEST_CONTROL;
   const v = new DataView(page.buffer, page.byteOffset, PAGE);
   const count = Math.min(v.getUint32(c.countOffset, true), TEST_GUEST_LAYOUT.maxWriteSet);
@@ -216,8 +237,14 @@ export function readTestGuestControl(page: Uint8Array): TestGuestControl {
  * stores across them; x86 keeps stores in order for the guest's loads.
  */
 export function writeTestGuestControl(page: Uint8Array, control: { pages: number; generation: number; gfns: readonly number[] }): void {
+  pageArg('page', page);
+  const ctl = requiredBag('control', control);
+  const pages = integerIn('control.pages', ctl.pages, TEST_GUEST_LAYOUT.minPages, TEST_GUEST_LAYOUT.maxPages);
+  // The generation goes odd while the set is written: a published one is even.
+  if (integerIn('control.generation', ctl.generation, 2, 0xfffffffe) % 2 !== 0) throw new ValidationError('control.generation', `must be even, got ${ctl.generation}`);
+  const gfns = checkWriteSet(ctl.gfns, pages, 'control.gfns');
+  control = { pages, generation: ctl.generation, gfns };
   const c = TEST_GUEST_CONTROL;
-  if (control.generation % 2 !== 0) throw new RangeError('a published generation is even');
   const words = new Uint32Array(page.buffer, page.byteOffset, WORDS);
   const gen = c.generationOffset / 4;
   Atomics.store(words, gen, (control.generation - 1) >>> 0);
@@ -240,6 +267,7 @@ export interface TestGuestCounter {
 
 /** Reads the COUNTER page (the 64-bit counter re-read until its two halves agree). */
 export function readTestGuestCounter(page: Uint8Array): TestGuestCounter {
+  pageArg('page', page);
   const k = TEST_GUEST_COUNTER;
   const v = new DataView(page.buffer, page.byteOffset, PAGE);
   let hi: number;

@@ -17,7 +17,8 @@ import { XEN_DOMCTL_CDF } from '../hypercalls/numbers.js';
 import { bytesToUuid, domainHandle } from '../hypercalls/schemas.js';
 import { XEN_X86_EMU } from '../hypercalls/values.js';
 import { findDomainByHandle } from '../recovery.js';
-import type { Xencall } from '../xencall.js';
+import { Xencall } from '../xencall.js';
+import { integerIn, iterableArg, optionBag, signalOf } from '../input.js';
 import { TestGuestError, buildTestGuestImage, loadTestGuestImage, type BuildTestGuestOptions, type TestGuestImage, type TestGuestStep } from './test-guest-image.js';
 import {
   TEST_GUEST_DEFAULT_WRITE_SET,
@@ -140,9 +141,9 @@ export class TestGuest implements AsyncDisposable {
   }
 
   /** Waits until the counter reaches `iterations`; returns the counter. */
-  async waitForProgress(iterations: number, options: WaitOptions = {}): Promise<number> {
-    if (!Number.isSafeInteger(iterations) || iterations < 0) throw new ValidationError('iterations', `must be a non-negative integer, got ${describeValue(iterations)}`);
-    const c = await this.waitFor((k) => k.iterations >= iterations, `the counter to reach ${iterations}`, options);
+  async waitForProgress(iterations: number, options?: WaitOptions): Promise<number> {
+    integerIn('iterations', iterations, 0, Number.MAX_SAFE_INTEGER);
+    const c = await this.waitFor((k) => k.iterations >= iterations, `the counter to reach ${iterations}`, waitOptions(options));
     return c.iterations;
   }
 
@@ -151,7 +152,8 @@ export class TestGuest implements AsyncDisposable {
    * iteration with it; returns the first iteration that used it. After this, every page of the
    * set holds an image of that iteration or a later one.
    */
-  async waitForWriteSet(options: WaitOptions = {}): Promise<number> {
+  async waitForWriteSet(options?: WaitOptions): Promise<number> {
+    options = waitOptions(options);
     const adopted = await this.waitFor((k) => k.generation === this.gen, `the guest to adopt write-set generation ${this.gen}`, options);
     // The guest adopts a set at the start of an iteration and notes it before writing pages:
     // the iteration under way when the adoption was seen used the new set.
@@ -166,10 +168,8 @@ export class TestGuest implements AsyncDisposable {
    */
   async verifyPages(gfns: Iterable<number> = this.set): Promise<TestGuestPageReport> {
     this.check();
-    const list = [...gfns];
-    for (const g of list) {
-      if (!Number.isInteger(g) || g < 0 || g >= this.pages) throw new ValidationError('gfns', `gfn ${describeValue(g)} is not a page of this ${this.pages}-page guest`);
-    }
+    const list = iterableArg('gfns', gfns, this.pages) as number[];
+    list.forEach((g, i) => integerIn(`gfns[${i}]`, g, 0, this.pages - 1));
     const counter = await this.progress();
     const report: TestGuestPageReport = { counter, iterations: new Map(), inProgress: null, broken: [] };
     if (list.length === 0) return report;
@@ -204,6 +204,7 @@ export class TestGuest implements AsyncDisposable {
   private async waitFor(done: (k: TestGuestCounter) => boolean, what: string, options: WaitOptions): Promise<TestGuestCounter> {
     const timeoutMs = options.timeoutMs ?? 60_000;
     const pollMs = options.pollMs ?? 10;
+    this.check();
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (options.signal?.aborted) throw new XencallError(ErrorCodes.ABORTED, `test guest ${this.domid}: aborted while waiting for ${what}`, { cause: options.signal.reason });
@@ -227,6 +228,15 @@ export class TestGuest implements AsyncDisposable {
   }
 }
 
+/** A wait's options, checked: bounded integers and a real AbortSignal. */
+function waitOptions(options: WaitOptions | undefined): WaitOptions {
+  const o = optionBag('options', options);
+  if (o.timeoutMs !== undefined) integerIn('options.timeoutMs', o.timeoutMs, 0, 0x7fffffff);
+  if (o.pollMs !== undefined) integerIn('options.pollMs', o.pollMs, 1, 0x7fffffff);
+  signalOf('options.signal', o.signal);
+  return o;
+}
+
 /** Throws when a foreign mapping could not map some page (its per-page error). */
 function mapped(errors: Int32Array, gfns: readonly number[], step: TestGuestStep = 'map'): void {
   const i = errors.findIndex((e) => e !== 0);
@@ -246,7 +256,11 @@ export function defaultTestGuestWriteSet(pages: number): number[] {
 const MAX_MEM_SLACK_KB = 1024;
 
 /** Builds and starts the test guest; see the module comment. */
-export async function bootTestGuest(xc: Xencall, options: BootTestGuestOptions = {}): Promise<TestGuest> {
+export async function bootTestGuest(xc: Xencall, options?: BootTestGuestOptions): Promise<TestGuest> {
+  if (!(xc instanceof Xencall)) throw new ValidationError('xc', `must be a handle from open(), got ${describeValue(xc)}`);
+  options = optionBag('options', options);
+  signalOf('options.signal', options.signal);
+  if (options.build !== undefined) optionBag('options.build', options.build);
   const pages = options.pages ?? L.defaultPages;
   if (!Number.isInteger(pages) || pages < L.minPages || pages > L.maxPages) {
     throw new ValidationError('pages', `must be an integer from ${L.minPages} to ${L.maxPages}, got ${describeValue(pages)}`);

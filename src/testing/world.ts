@@ -4,7 +4,7 @@
 
 import { xorshift32 } from './random.js';
 import { XEN_DOMCTL_CDF, XEN_DOMCTL_PFINFO } from '../hypercalls/numbers.js';
-import { HVM_NR_PARAMS, XEN_SCHEDULER } from '../hypercalls/values.js';
+import { HVM_NR_PARAMS, XEN_SCHEDULER, XEN_X86_EMU } from '../hypercalls/values.js';
 import { cpu_user_regs, vcpu_guest_context } from '../hypercalls/structs.js';
 import { encode, type Decoded } from '../layout.js';
 import { MockLogDirty, type PagingPreempt } from './log-dirty.js';
@@ -203,6 +203,9 @@ export class MockDomain {
     this.hvm = spec.hvm ?? false;
     // A test's HVM domain runs on HAP, as every HVM guest on the Xen these tests model does.
     if (this.hvm) this.createFlags = XEN_DOMCTL_CDF.hvm | XEN_DOMCTL_CDF.hap;
+    // ...and is a PVH guest, whose only emulated device is the local APIC: a configuration
+    // createdomain accepts (emulation_flags_ok), so a domain built from this one's can be created.
+    if (this.hvm) this.emulationFlags = XEN_X86_EMU.LAPIC;
     this.memoryPageBytes = spec.memoryPageBytes ?? 4096;
     this.memory = spec.withMemory ? new Uint8Array(this.totPages * this.memoryPageBytes) : null;
     this.specPages = this.totPages;
