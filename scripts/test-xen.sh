@@ -2,11 +2,16 @@
 # npm run test:xen — the real-Xen suite.
 #
 # Installs what the harness needs (xen-vm/install-packages.sh), then boots real Xen 4.17 with a
-# Debian PV dom0 under qemu (xen-vm/run.sh) three times: with /dev/xen/hypercall and without it
-# (--no-hypercall-dev, the locked-memory buffer path), each running test/xen/*.test.ts; and with
+# Debian PV dom0 under qemu (xen-vm/run.sh) five times: with /dev/xen/hypercall and without it
+# (--no-hypercall-dev, the locked-memory buffer path), each running test/xen/*.test.ts; with
 # Xen's own toolstack (--with-xl --vcpus 1), running test/xen/xl/*.test.ts against the PVH test
-# guest built here (scripts/build-xl-guest.sh). Node's test runner runs inside dom0; the results
-# come back over the 9p share and are printed here.
+# guest built here (scripts/build-xl-guest.sh); and twice more, with and without
+# /dev/xen/hypercall, with one dom0 vcpu (--vcpus 1 --guest-log), running test/xen/guest/*.test.ts:
+# xencall/testing's test guest, booted from Node (its image assembled here first, since dom0 has
+# no binutils, and passed as XENCALL_TEST_GUEST_IMAGE). Anything that runs a guest boots with
+# one dom0 vcpu: with two, a running guest corrupts multi-threaded dom0 processes
+# (xen-vm/README.md, "Pitfalls"). Node's test runner runs inside dom0; the results come back over
+# the 9p share and are printed here.
 #
 # Exit status: 0 when every run passes; 1 when any test or any run fails (a VM that times out or
 # cannot start is a failure too); 0 with a loud "REAL-XEN SUITE SKIPPED" banner only when the
@@ -17,14 +22,15 @@
 # Environment:
 #   XENCALL_TEST_XEN_VM_TIMEOUT  seconds per VM boot (default 480)
 #   XENCALL_TEST_XEN_TOTAL       seconds for everything (default 1500)
-#   XENCALL_TEST_XEN_MODES       which runs: "hypercall-dev no-hypercall-dev xl" (default all)
+#   XENCALL_TEST_XEN_MODES       which runs: "hypercall-dev no-hypercall-dev xl guest
+#                                guest-no-hypercall-dev" (default all)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 VM_TIMEOUT=${XENCALL_TEST_XEN_VM_TIMEOUT:-480}
 TOTAL=${XENCALL_TEST_XEN_TOTAL:-1500}
-MODES=${XENCALL_TEST_XEN_MODES:-hypercall-dev no-hypercall-dev xl}
+MODES=${XENCALL_TEST_XEN_MODES:-hypercall-dev no-hypercall-dev xl guest guest-no-hypercall-dev}
 START=$(date +%s)
 
 banner() {
@@ -88,7 +94,7 @@ case " $MODES " in
       banner "XL CHECKS SKIPPED: ${reason:-the toolstack packages could not be downloaded}" \
              "Xen's own toolstack could not be staged, so xl was not compared with xencall (the other runs still count)."
       MODES=$(printf '%s\n' $MODES | grep -vx xl | tr '\n' ' ')
-      SUMMARY+=("$(printf '%-17s SKIPPED: %s' xl "${reason:-toolstack unavailable}")")
+      SUMMARY+=("$(printf '%-22s SKIPPED: %s' xl "${reason:-toolstack unavailable}")")
     elif [ "$rc" != 0 ]; then
       printf '%s\n' "$stage_out"
       banner "REAL-XEN SUITE FAILED: xen-vm/stage-xl.sh exited $rc"
@@ -108,6 +114,8 @@ for mode in $MODES; do
     # One dom0 vcpu: with two, multi-threaded dom0 processes crash while a guest runs
     # (xen-vm/README.md, "Pitfalls").
     xl) flags=(--with-xl --vcpus 1 --env "XENCALL_XL_GUEST_KERNEL=$XL_GUEST"); files=(test/xen/xl/*.test.ts) ;;
+    guest) flags=(--vcpus 1 --guest-log --env "XENCALL_TEST_GUEST_IMAGE=$GUEST_IMAGE"); files=(test/xen/guest/*.test.ts) ;;
+    guest-no-hypercall-dev) flags=(--no-hypercall-dev --vcpus 1 --guest-log --env "XENCALL_TEST_GUEST_IMAGE=$GUEST_IMAGE"); files=(test/xen/guest/*.test.ts) ;;
     *) echo "test-xen: unknown mode '$mode' in XENCALL_TEST_XEN_MODES" >&2; exit 2 ;;
   esac
   attempt=1
@@ -121,7 +129,7 @@ for mode in $MODES; do
   # run.sh has its own qemu timeout; the outer one is a backstop for the host-side steps.
   # --test-force-exit: a handle left open by a failing test must not keep dom0 up to the timeout.
   timeout --kill-after=15 $((vm_timeout + 60)) \
-    "$ROOT/xen-vm/run.sh" --timeout "$vm_timeout" ${flags[@]+"${flags[@]}"} --env "XENCALL_TEST_GUEST_IMAGE=$GUEST_IMAGE" -- \
+    "$ROOT/xen-vm/run.sh" --timeout "$vm_timeout" ${flags[@]+"${flags[@]}"} -- \
     node --import tsx --test --test-force-exit --test-reporter=spec "${files[@]}" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   set -e
@@ -159,7 +167,7 @@ for mode in $MODES; do
   break
   done
   [ "$rc" = 0 ] || failed=1
-  SUMMARY+=("$(printf '%-17s %s: tests %s, pass %s, fail %s, %ss' "$mode" "$verdict" "${tests:-?}" "${pass:-?}" "${fail:-?}" "$secs")")
+  SUMMARY+=("$(printf '%-22s %s: tests %s, pass %s, fail %s, %ss' "$mode" "$verdict" "${tests:-?}" "${pass:-?}" "${fail:-?}" "$secs")")
 done
 
 total=$(($(date +%s) - START))

@@ -7,10 +7,11 @@
 # and stderr and exits with its exit status.
 #
 #   xen-vm/run.sh [--timeout SECS] [--mem MB] [--vcpus N] [--no-hypercall-dev] [--with-xl]
-#                 [--env NAME=VALUE]... [--verbose] -- COMMAND [ARGS...]
+#                 [--guest-log] [--env NAME=VALUE]... [--verbose] -- COMMAND [ARGS...]
 #
 # --with-xl also starts Xen's own toolstack in dom0 (xenstored, xen-init-dom0, xenconsoled; xl
-# on PATH) before the command, from Debian packages downloaded into the cache.
+# on PATH) before the command, from Debian packages downloaded into the cache. --guest-log (and
+# --with-xl) give Xen guest_loglvl=all, so a guest's lines on port 0xe9 reach the serial log.
 #
 # Exit status: the command's; 124 if the VM timed out; 3 if the VM could not start
 # (or died before reporting a result); 2 on a usage error.
@@ -28,11 +29,12 @@ MEM=1024
 VCPUS=2
 NO_HYPERCALL_DEV=0
 WITH_XL=0
+GUEST_LOG=0
 VERBOSE=0
 EXTRA_ENV=()
 
 usage() {
-  sed -n "2,17p" "${BASH_SOURCE[0]}" | sed "s/^# \{0,1\}//" >&2
+  sed -n "2,18p" "${BASH_SOURCE[0]}" | sed "s/^# \{0,1\}//" >&2
   exit "${1:-2}"
 }
 die_usage() { echo "xen-vm: $*" >&2; usage; }
@@ -45,6 +47,7 @@ while [ $# -gt 0 ]; do
     --vcpus) [ $# -ge 2 ] || die_usage "--vcpus needs a value"; VCPUS=$2; shift 2 ;;
     --no-hypercall-dev) NO_HYPERCALL_DEV=1; shift ;;
     --with-xl) WITH_XL=1; shift ;;
+    --guest-log) GUEST_LOG=1; shift ;;
     --env) [ $# -ge 2 ] || die_usage "--env needs NAME=VALUE"; EXTRA_ENV+=("$2"); shift 2 ;;
     --verbose) VERBOSE=1; shift ;;
     -h|--help) usage 0 ;;
@@ -252,7 +255,9 @@ if [ "$WITH_XL" = 1 ]; then
     [ "$rc" = 3 ] && exit 3
     unavailable "xen-vm/stage-xl.sh failed with exit $rc"
   }
-  [ "$VCPUS" = 1 ] || log "WARNING: --with-xl with --vcpus $VCPUS: while an HVM/PVH guest runs, multi-threaded dom0 processes (node workers, esbuild, xl) crash or read corrupt memory unless dom0 has one vcpu (xen-vm/README.md)"
+fi
+if [ "$WITH_XL" = 1 ] || [ "$GUEST_LOG" = 1 ]; then
+  [ "$VCPUS" = 1 ] || log "WARNING: $([ "$WITH_XL" = 1 ] && echo --with-xl || echo --guest-log) with --vcpus $VCPUS: while an HVM/PVH guest runs, multi-threaded dom0 processes (node workers, esbuild, xl) crash or read corrupt memory unless dom0 has one vcpu (xen-vm/README.md)"
 fi
 
 # ---------------------------------------------------------------- this run
@@ -430,8 +435,9 @@ cat "$BASE_CPIO" "$RUN/job.cpio.gz" >"$RUN/initrd.img"
 rm -rf "$RUN/initrd.d" "$RUN/job.cpio.gz"
 
 XEN_CMDLINE="console=com1 com1=115200,8n1 dom0_mem=${MEM}M,max:${MEM}M dom0_max_vcpus=$VCPUS bootscrub=0"
-# With the toolstack there are guests to run: let their debug port (0xe9) reach Xen's console.
-[ "$WITH_XL" = 0 ] || XEN_CMDLINE="$XEN_CMDLINE guest_loglvl=all"
+# With the toolstack, or --guest-log, there are guests to run: let their debug port (0xe9) reach
+# Xen's console.
+[ "$WITH_XL" = 0 ] && [ "$GUEST_LOG" = 0 ] || XEN_CMDLINE="$XEN_CMDLINE guest_loglvl=all"
 # Debug knob: more Xen options (e.g. to try a workaround) without editing this script.
 [ -z "${XENCALL_VM_XEN_ARGS:-}" ] || XEN_CMDLINE="$XEN_CMDLINE $XENCALL_VM_XEN_ARGS"
 # panic=-1: a dom0 panic reboots at once, and -no-reboot turns that into a qemu exit.
