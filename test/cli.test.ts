@@ -190,3 +190,50 @@ describe('xencall call: the raw CLI cannot hurt by accident', () => {
     assert.equal(err, '', 'a reader that closed the pipe on purpose gets no message');
   });
 });
+
+describe('xencall save, restore, migrate (--backend mock)', () => {
+  it('save writes an image restore accepts; restore prints the new domid; migrate reports its figures', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xencall-cli-sr-'));
+    try {
+      const file = path.join(dir, 'g.img');
+      const s = await cli(['save', '5', file, '--live', '--json', '--backend', 'mock']);
+      assert.equal(s.code, 0, s.err);
+      const saved = JSON.parse(s.out) as Record<string, unknown>;
+      assert.equal(saved.domid, 5);
+      assert.equal(saved.bytes, fs.statSync(file).size);
+      assert.equal(saved.source, 'destroyed');
+      assert.ok((saved.rounds as number) >= 2);
+      const again = await cli(['save', '5', file, '--backend', 'mock']);
+      assert.equal(again.code, 2);
+      assert.match(again.err, /EEXIST/);
+
+      const r = await cli(['restore', file, '--backend', 'mock']);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /^\d+\n$/);
+      const rj = await cli(['restore', file, '--json', '--backend', 'mock']);
+      assert.equal((JSON.parse(rj.out) as { pages: number }).pages > 4000, true);
+
+      fs.writeFileSync(path.join(dir, 'short.img'), fs.readFileSync(file).subarray(0, 5000));
+      const bad = await cli(['restore', path.join(dir, 'short.img'), '--json', '--backend', 'mock']);
+      assert.equal(bad.code, 1);
+      assert.equal((JSON.parse(bad.out) as { error: { code: string } }).error.code, 'XEN_ERR_IMAGE_INVALID');
+      assert.match(bad.err, /truncated/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    const m = await cli(['migrate', '7', '--live', '--json', '--backend', 'mock']);
+    assert.equal(m.code, 0, m.err);
+    const mig = JSON.parse(m.out) as Record<string, number | boolean>;
+    assert.equal(mig.source, 7);
+    assert.notEqual(mig.destination, 7);
+    for (const k of ['rounds', 'pages_sent', 'downtime_ms', 'total_ms']) assert.equal(typeof mig[k], 'number', k);
+    assert.ok((mig.downtime_ms as number) <= (mig.total_ms as number));
+  });
+
+  it('bad arguments are usage errors (exit 2)', async () => {
+    for (const args of [['save'], ['save', '0', 'f'], ['save', 'x', 'f'], ['restore'], ['migrate'], ['migrate', '70000'], ['migrate', '3', 'extra']]) {
+      const r = await cli([...args, '--backend', 'mock']);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    }
+  });
+});

@@ -10,6 +10,7 @@ import { runDomains, runInfo } from './commands.js';
 import { runCall } from './raw-call.js';
 import { runSaveRestore } from './saverestore.js';
 import { runDoctor } from './doctor.js';
+import { runMigrate, runRestore, runSave } from './save-restore-migrate.js';
 
 const USAGE = `usage: xencall <command> [options]
 
@@ -25,6 +26,11 @@ commands:
                run without --allow-writes, and numbers that could be addresses are refused
   demo         a scripted toolstack scenario on the mock hypervisor under injected copy
                faults: what was retried, what was refused and why
+  save DOMID FILE   save a running HVM/PVH guest into an image (docs/saverestore.md);
+               the domain is destroyed afterwards unless --keep (--live: copy while it runs)
+  restore FILE  build a new domain from an image and start it; prints its domid
+  migrate DOMID move a guest into a new domain on this host (--live: while it runs);
+               prints source, destination, rounds, pages sent, downtime and total time
   saverestore  the live-migration loop on the mock (--backend mock): a guest that keeps
                writing, faults in CLEAN, and a byte-for-byte comparison at the end
 
@@ -38,7 +44,12 @@ options:
   --pages N         (saverestore) guest pages (default 70000)
   --strategy S      (saverestore) after a failed CLEAN: merge (default), all-dirty, or naive
                     (a plain re-issue, to show the pages it loses)
-  --no-progress     (saverestore) no progress bar
+  --live            (save, migrate) copy memory while the guest runs, then a final round
+  --keep            (save) leave the guest running after the image is taken
+  --paused          (restore, migrate) leave the new domain paused
+  --keep-source     (migrate) leave the source paused instead of destroying it
+  --no-progress     (saverestore, save, restore, migrate) no progress on stderr
+                    (progress is shown only when stderr is a terminal)
   --allow-writes    (call) also issue calls that can change state (anything the table does
                     not mark read-only, or whose struct holds pointers it cannot check)
   -h, --help        this text
@@ -65,6 +76,10 @@ export async function main(argv: string[], io: CliIO = { out: (s) => process.std
         strategy: { type: 'string', default: 'merge' },
         'no-progress': { type: 'boolean', default: false },
         'allow-writes': { type: 'boolean', default: false },
+        live: { type: 'boolean', default: false },
+        keep: { type: 'boolean', default: false },
+        paused: { type: 'boolean', default: false },
+        'keep-source': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -105,6 +120,13 @@ export async function main(argv: string[], io: CliIO = { out: (s) => process.std
         return await runDomains(opts, io);
       case 'call':
         return await runCall(rest, opts, io);
+      case 'save':
+      case 'restore':
+      case 'migrate': {
+        const o = { ...opts, live: values.live, keep: values.keep, paused: values.paused, keepSource: values['keep-source'], progress: !values['no-progress'] && Boolean(process.stderr.isTTY) };
+        const run = command === 'save' ? runSave : command === 'restore' ? runRestore : runMigrate;
+        return await run(rest, o, io);
+      }
       case 'saverestore': {
         const pages = /^\d{1,8}$/.test(values.pages) ? Number(values.pages) : NaN;
         const strategy = values.strategy as 'merge' | 'all-dirty' | 'naive';
