@@ -66,3 +66,5 @@ export type { SaveRestoreProgress, ProgressListener, SaveRestoreOperation } from
 export { GuestUnsupportedError } from './saverestore/source.js';
 export { ImageError, verifyImage, IMAGE_VERSION } from './saverestore/image.js';
 export type { ImageProblem, ImageSummary } from './saverestore/image.js';
+export { createDomainAdopting } from './recovery.js';
+export type { CreateDomainArgs } from './recovery.js';

@@ -5,7 +5,7 @@
 // may be, and each runs on the mock as on Xen.
 
 import { HypercallBuffer } from './buffers.js';
-import { ErrorCodes, HypercallError, ValidationError, describeValue } from './errors.js';
+import { ErrorCodes, HypercallError, ValidationError, XencallError, describeValue } from './errors.js';
 import { DOMID } from './hypercalls/numbers.js';
 import { bytesToUuid, domainHandle } from './hypercalls/schemas.js';
 import { integerIn, optionalIntegerIn, requiredBag } from './input.js';
@@ -27,6 +27,30 @@ export async function findDomainByHandle(xc: Xencall, handle: string | Uint8Arra
   const want = bytesToUuid(parsed.data);
   const all = await xc.sysctl.getdomaininfolist();
   return all.filter((d) => d.handle === want);
+}
+
+/** createdomain's arguments, as the typed call takes them; `handle` is required. */
+export type CreateDomainArgs = Parameters<Xencall['domctl']['createdomain']>[0] & { handle: string | Uint8Array };
+
+/**
+ * createdomain with the table's recovery built in: after a refused EFAULT the domain is looked
+ * up by its handle (which must be unique to this call: a fresh UUID) and adopted if the EFAULT
+ * came after domain_create (the copy-back); if no domain carries the handle, the EFAULT came
+ * before anything was created and the call is made again, as often as the handle's retry policy
+ * allows attempts. Resolves with the domid.
+ */
+export async function createDomainAdopting(xc: Xencall, args: CreateDomainArgs, options: { signal?: AbortSignal } = {}): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await xc.domctl.createdomain(args, options)).domid;
+    } catch (e) {
+      if (!(e instanceof HypercallError && e.code === ErrorCodes.RETRY_REFUSED)) throw e;
+      const found = await findDomainByHandle(xc, args.handle);
+      if (found.length > 1) throw new XencallError(ErrorCodes.RETRY_REFUSED, `${e.message} (and ${found.length} domains carry its handle: the handle was not unique)`, { cause: e });
+      if (found.length === 1) return found[0]!.domid;
+      if (attempt >= xc.policy.maxAttempts) throw e;
+    }
+  }
 }
 
 export interface LeakedPortsOptions {

@@ -11,8 +11,8 @@
 // domain is unpaused by the toolstack.
 
 import { randomUUID } from 'node:crypto';
-import { ErrorCodes, HypercallError, XencallError } from '../errors.js';
-import { findDomainByHandle } from '../recovery.js';
+import { ErrorCodes, XencallError } from '../errors.js';
+import { createDomainAdopting } from '../recovery.js';
 import { XEN_PAGE_SIZE } from '../hypercalls/numbers.js';
 import { HVM_PARAM } from '../hypercalls/values.js';
 import type { Xencall } from '../xencall.js';
@@ -64,19 +64,7 @@ export class DomainBuilder {
       grant_opts: record.grant_opts,
       arch: { emulation_flags: record.emulation_flags, misc_flags: record.misc_flags },
     };
-    let domid: number | undefined;
-    for (let attempt = 1; domid === undefined; attempt++) {
-      try {
-        ({ domid } = await xc.domctl.createdomain(config, { signal }));
-      } catch (e) {
-        if (!(e instanceof HypercallError && e.code === ErrorCodes.RETRY_REFUSED)) throw e;
-        const [found, ...more] = await findDomainByHandle(xc, provisional);
-        if (more.length) throw new XencallError(ErrorCodes.HYPERCALL, `two domains carry the fresh handle ${provisional}`, { cause: e });
-        if (found) domid = found.domid; // the copy-back faulted: the domain exists, adopt it
-        // Otherwise the EFAULT came before domain_create: nothing exists, create again.
-        else if (attempt >= xc.policy.maxAttempts) throw e;
-      }
-    }
+    const domid = await createDomainAdopting(xc, config, { signal });
     const b = new DomainBuilder(xc, domid, record, options.handle ?? record.handle, signal);
     try {
       await xc.domctl.max_vcpus({ domain: b.domid, max: record.max_vcpus }, { signal });

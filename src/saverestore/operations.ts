@@ -203,6 +203,7 @@ export async function save(xc: Xencall, domid: number, target: SaveTarget, optio
   const t0 = performance.now();
   const sink = await openSink(target);
   let writer: ImageWriter | undefined;
+  let scratch = new Uint8Array(0);
   let bytes = 0;
   const counted: ImageSink = async (chunks) => {
     for (const c of chunks) bytes += c.length;
@@ -215,7 +216,17 @@ export async function save(xc: Xencall, domid: number, target: SaveTarget, optio
         writer = new ImageWriter(counted);
         await writer.begin(live ? IMAGE_FLAG_LIVE : 0, record);
       },
-      pages: (g, d) => writer!.pages(g, d),
+      // A copy first: the guest may write these pages while the record is checksummed and
+      // written (a live round), and a record must hold the bytes its CRC was computed over.
+      // Such a torn page is dirty again and is resent by a later round.
+      pages: (g, d) => {
+        // One scratch buffer, reused: the writer has handed the previous record to the sink by
+        // the time the next batch arrives.
+        if (scratch.length < d.length) scratch = new Uint8Array(d.length);
+        const copy = scratch.subarray(0, d.length);
+        copy.set(d);
+        return writer!.pages(g, copy);
+      },
       hvmParams: (p) => writer!.hvmParams(p),
       hvmContext: (c) => writer!.hvmContext(c),
       // Inside the source's run: an image that cannot be completed leaves the source running.
@@ -363,7 +374,6 @@ async function openSink(target: SaveTarget): Promise<OpenSink> {
     const { rm } = await import('node:fs/promises');
     let closed = false;
     return {
-      // writev copies nothing: the page data goes straight from the foreign mapping to the file.
       write: async (chunks) => void (await fh.writev(chunks as Uint8Array[])),
       close: async (error) => {
         if (!closed) {

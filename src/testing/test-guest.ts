@@ -11,12 +11,12 @@
 
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ErrorCodes, HypercallError, ValidationError, XencallError, describeValue } from '../errors.js';
+import { ErrorCodes, ValidationError, XencallError, describeValue } from '../errors.js';
 import { pvhStartContexts } from '../hvm-context.js';
 import { XEN_DOMCTL_CDF } from '../hypercalls/numbers.js';
 import { bytesToUuid, domainHandle } from '../hypercalls/schemas.js';
 import { XEN_X86_EMU } from '../hypercalls/values.js';
-import { findDomainByHandle } from '../recovery.js';
+import { createDomainAdopting } from '../recovery.js';
 import { Xencall } from '../xencall.js';
 import { integerIn, iterableArg, optionBag, signalOf } from '../input.js';
 import { TestGuestError, buildTestGuestImage, loadTestGuestImage, type BuildTestGuestOptions, type TestGuestImage, type TestGuestStep } from './test-guest-image.js';
@@ -90,6 +90,16 @@ export class TestGuest implements AsyncDisposable {
   ) {
     this.set = writeSet;
     this.gen = generation;
+  }
+
+  /**
+   * The same guest in another domain, after a migrate or a restore moved it there: a TestGuest
+   * for `domid` with this one's image, size and write set (the memory, control page included,
+   * came with it). This handle stays bound to the old domain.
+   */
+  movedTo(domid: number): TestGuest {
+    if (!Number.isInteger(domid) || domid < 1 || domid >= 0x7ff0) throw new ValidationError('domid', `must be a guest domain id (1 to 32751), got ${describeValue(domid)}`);
+    return new TestGuest(this.xc, domid, this.pages, this.handle, this.image, this.set, this.gen);
   }
 
   /** The write set last published (the guest adopts it at its next iteration). */
@@ -334,27 +344,18 @@ async function resolveImage(options: BootTestGuestOptions): Promise<TestGuestIma
  * after an EFAULT (the domain may exist): the retry layer refuses, and the domain is found by
  * its handle and adopted, as the table's recovery says.
  */
-async function createDomain(xc: Xencall, domid: number | undefined, handle: string): Promise<number> {
-  try {
-    const r = await xc.domctl.createdomain({
-      domain: domid,
-      handle,
-      flags: XEN_DOMCTL_CDF.hvm | XEN_DOMCTL_CDF.hap,
-      max_vcpus: 1,
-      max_evtchn_port: 1023,
-      max_grant_frames: -1,
-      max_maptrack_frames: -1,
-      grant_opts: 1,
-      arch: { emulation_flags: XEN_X86_EMU.LAPIC, misc_flags: 0 },
-    });
-    return r.domid;
-  } catch (e) {
-    if (e instanceof HypercallError && e.code === ErrorCodes.RETRY_REFUSED) {
-      const found = await findDomainByHandle(xc, handle);
-      if (found.length === 1) return found[0]!.domid;
-    }
-    throw e;
-  }
+function createDomain(xc: Xencall, domid: number | undefined, handle: string): Promise<number> {
+  return createDomainAdopting(xc, {
+    domain: domid,
+    handle,
+    flags: XEN_DOMCTL_CDF.hvm | XEN_DOMCTL_CDF.hap,
+    max_vcpus: 1,
+    max_evtchn_port: 1023,
+    max_grant_frames: -1,
+    max_maptrack_frames: -1,
+    grant_opts: 1,
+    arch: { emulation_flags: XEN_X86_EMU.LAPIC, misc_flags: 0 },
+  });
 }
 
 /** Writes the ELF's segments and the CONTROL page through one writable foreign mapping. */
