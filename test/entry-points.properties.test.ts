@@ -15,6 +15,9 @@ import {
   findDomainByHandle,
   findLeakedPorts,
   liveMigrate,
+  save,
+  restore,
+  migrate,
   open,
   openSync,
   recoverConsole,
@@ -229,6 +232,28 @@ describe('every public entry point fails typed', { timeout: 120_000 }, () => {
       ),
       { numRuns: 300 },
     );
+    xc.close();
+  });
+
+  it('save, restore and migrate', async () => {
+    // No guest at all: nothing can be saved, and nothing must be created or written.
+    const xc = await open({ backend: new MockHypervisor().backend() });
+    await fc.assert(
+      fc.asyncProperty(
+        value,
+        value,
+        fc.oneof(junk, fc.record({ live: value, after: value, keepSource: value, paused: value, domid: value, destinationDomid: value, maxRounds: value, dirtyThreshold: value, signal: junk, onProgress: value }, { requiredKeys: [] })),
+        async (domid, target, options) => {
+          // Nothing here names a savable guest: every call must fail, typed, before changing anything.
+          await typed('save', () => save(xc, domid as never, target as never, options as never));
+          await typed('save(junk xc)', () => save(domid as never, 5, () => undefined, options as never));
+          await typed('restore', () => restore(xc, target as never, options as never));
+          await typed('migrate', () => migrate(xc, domid as never, options as never));
+        },
+      ),
+      { numRuns: 200 },
+    );
+    assert.deepEqual((await xc.sysctl.getdomaininfolist()).map((d) => d.domid), [0], 'no domain was created from junk');
     xc.close();
   });
 

@@ -2,11 +2,14 @@
 // (../saverestore.ts liveMigrate), the image format (image.ts), the source (source.ts) and the
 // domain builder (builder.ts). docs/saverestore.md describes them.
 
-import { open as openFile } from 'node:fs/promises';
+import { access, open as openFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { createReadStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { ErrorCodes, ValidationError, XencallError, describeValue } from '../errors.js';
+import { optionBag, optionalFunction, optionalIntegerIn, signalOf } from '../input.js';
+import { Xencall as XencallClass } from '../xencall.js';
 import { liveMigrate, type RoundReport } from '../saverestore.js';
 import type { Xencall } from '../xencall.js';
 import { DomainBuilder } from './builder.js';
@@ -196,23 +199,27 @@ async function leaveAsFound(xc: Xencall, domid: number, wasPaused: boolean, logD
 
 /** Saves domain `domid` into an image (docs/saverestore.md has the format). */
 export async function save(xc: Xencall, domid: number, target: SaveTarget, options: SaveOptions = {}): Promise<SaveReport> {
+  options = checkOptions(xc, options, ['live']);
   checkDomid('domid', domid);
   const after = options.after ?? 'destroy';
   if (!['destroy', 'pause', 'resume'].includes(after)) throw new ValidationError('after', `must be destroy, pause or resume, got ${describeValue(after)}`);
   if (options.signal?.aborted) throw new XencallError(ErrorCodes.ABORTED, `save of domain ${domid} was aborted before it started`, { cause: options.signal.reason });
   const t0 = performance.now();
-  const sink = await openSink(target);
+  checkTarget(target);
+  // Opened once the source has passed its checks: a refused guest leaves no file behind.
+  let sink: OpenSink | undefined;
   let writer: ImageWriter | undefined;
   let scratch = new Uint8Array(0);
   let bytes = 0;
   const counted: ImageSink = async (chunks) => {
     for (const c of chunks) bytes += c.length;
-    await sink.write(chunks);
+    await sink!.write(chunks);
   };
   let run: SourceRun;
   try {
     run = await runSource(xc, domid, 'save', {
       begin: async (record, live) => {
+        sink = await openSink(target);
         writer = new ImageWriter(counted);
         await writer.begin(live ? IMAGE_FLAG_LIVE : 0, record);
       },
@@ -232,11 +239,11 @@ export async function save(xc: Xencall, domid: number, target: SaveTarget, optio
       // Inside the source's run: an image that cannot be completed leaves the source running.
       end: async () => {
         await writer!.end();
-        await sink.close();
+        await sink!.close();
       },
     }, options);
   } catch (e) {
-    await sink.close(e);
+    await sink?.close(e);
     throw e;
   }
   const done = performance.now();
@@ -261,11 +268,16 @@ export async function save(xc: Xencall, domid: number, target: SaveTarget, optio
  * a stream is checked as it arrives, and a failure destroys the domain it was building.
  */
 export async function restore(xc: Xencall, source: RestoreSource, options: RestoreOptions = {}): Promise<RestoreReport> {
+  options = checkOptions(xc, options, ['paused']);
   if (options.domid !== undefined) checkDomid('domid', options.domid);
   if (options.signal?.aborted) throw new XencallError(ErrorCodes.ABORTED, 'restore was aborted before it started', { cause: options.signal.reason });
   const t0 = performance.now();
   let stream: () => Uint8Array | AsyncIterable<Uint8Array>;
   if (typeof source === 'string') {
+    // Opened here first, so a missing or unreadable file is a typed error, not a stream's.
+    await access(source, constants.R_OK).catch((e: NodeJS.ErrnoException) => {
+      throw new ValidationError('source', `cannot read ${source}: ${e.code ?? e.message}`);
+    });
     await verifyImage(createReadStream(source, { highWaterMark: 1 << 20 }));
     stream = () => createReadStream(source, { highWaterMark: 1 << 20 });
   } else if (source instanceof Uint8Array) {
@@ -316,6 +328,7 @@ export async function restore(xc: Xencall, source: RestoreSource, options: Resto
 
 /** Live-migrates (or, without `live`, moves while paused) domain `domid` to a new domain on this host. */
 export async function migrate(xc: Xencall, domid: number, options: MigrateOptions = {}): Promise<MigrateReport> {
+  options = checkOptions(xc, options, ['live', 'keepSource', 'paused']);
   checkDomid('domid', domid);
   if (options.destinationDomid !== undefined) checkDomid('destinationDomid', options.destinationDomid);
   if (options.signal?.aborted) throw new XencallError(ErrorCodes.ABORTED, `migration of domain ${domid} was aborted before it started`, { cause: options.signal.reason });
@@ -356,6 +369,19 @@ export async function migrate(xc: Xencall, domid: number, options: MigrateOption
   return report;
 }
 
+/** The common options, checked before anything is touched: a wrong type names its field. */
+function checkOptions<T extends object>(xc: unknown, options: T | undefined, booleans: readonly string[], extra: (o: Record<string, unknown>) => void = () => undefined): T {
+  if (!(xc instanceof XencallClass)) throw new ValidationError('xc', `must be a handle from open(), got ${describeValue(xc)}`);
+  const o = optionBag('options', options) as Record<string, unknown>;
+  for (const k of booleans) if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new ValidationError(k, `must be a boolean, got ${describeValue(o[k])}`);
+  signalOf('signal', o.signal);
+  optionalFunction('onProgress', o.onProgress);
+  optionalIntegerIn('maxRounds', o.maxRounds, 0, 1000);
+  optionalIntegerIn('dirtyThreshold', o.dirtyThreshold, 0, 1 << 30);
+  extra(o);
+  return o as T;
+}
+
 function checkDomid(field: string, v: unknown): void {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v >= 0x7ff0) throw new ValidationError(field, `must be a guest domain id (1 to 32751), got ${describeValue(v)}`);
 }
@@ -364,6 +390,11 @@ interface OpenSink {
   write(chunks: readonly Uint8Array[]): Promise<void>;
   /** Flushes and closes; with an error, removes a file it created. Closes once; later calls do nothing. */
   close(error?: unknown): Promise<void>;
+}
+
+function checkTarget(target: unknown): void {
+  if (typeof target === 'string' ? target.length > 0 : typeof target === 'function' || (target !== null && typeof target === 'object' && typeof (target as Writable).write === 'function')) return;
+  throw new ValidationError('target', `must be a file path, a Writable or a function, got ${describeValue(target)}`);
 }
 
 async function openSink(target: SaveTarget): Promise<OpenSink> {
