@@ -44,7 +44,7 @@ export type { HvmRecord, HvmContext } from './hvm-context.js';
 export type { LiveMigrationOptions, MigrationReport, RoundReport, CleanStrategy } from './saverestore.js';
 export { HVM_PARAM, HVM_NR_PARAMS, XEN_SCHEDULER, XEN_VCPUAFFINITY, XEN_X86_EMU, SHUTDOWN } from './hypercalls/values.js';
 export type { SchedId, CpuTopology, NumaNode, NumaInfo, CpuIdle } from './ops/sysctl.js';
-export type { VcpuInfo, VcpuAffinity, VcpuContext, VcpuGuestContext } from './ops/domctl.js';
+export type { VcpuInfo, VcpuAffinity, VcpuContext, VcpuGuestContext, PageFrameTypes } from './ops/domctl.js';
 export type { HvmParam } from './ops/hvm.js';
 export { findDomainByHandle, findLeakedPorts, recoverConsole } from './recovery.js';
 export type { LeakedPortsOptions, ConsoleRecoveryOptions, RecoveredConsole } from './recovery.js';

@@ -7,7 +7,7 @@
 import { HypercallBuffer } from './buffers.js';
 import { ErrorCodes, HypercallError, ValidationError, XencallError, describeValue } from './errors.js';
 import { DOMID } from './hypercalls/numbers.js';
-import { bytesToUuid, domainHandle } from './hypercalls/schemas.js';
+import { bytesToUuid, schemas } from './hypercalls/schemas.js';
 import { integerIn, optionalIntegerIn, requiredBag } from './input.js';
 import type { DomainInfo } from './ops/domctl.js';
 import { Xencall } from './xencall.js';
@@ -22,7 +22,7 @@ import { Xencall } from './xencall.js';
  */
 export async function findDomainByHandle(xc: Xencall, handle: string | Uint8Array): Promise<DomainInfo[]> {
   checkHandle(xc);
-  const parsed = domainHandle.safeParse(handle);
+  const parsed = schemas().domainHandle.safeParse(handle);
   if (!parsed.success) throw new ValidationError('handle', 'must be a UUID string or 16 bytes');
   const want = bytesToUuid(parsed.data);
   const all = await xc.sysctl.getdomaininfolist();

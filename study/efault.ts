@@ -398,7 +398,7 @@ function typeName(t: number): string {
   return pinned ? `${pinned}|LPINTAB` : `0x${(t >>> 0).toString(16)}`;
 }
 
-function countWrong(types: readonly number[], ref: readonly number[]): number {
+function countWrong(types: ArrayLike<number>, ref: ArrayLike<number>): number {
   let n = 0;
   for (let i = 0; i < ref.length; i++) if (types[i] !== ref[i]) n++;
   return n;
@@ -457,7 +457,7 @@ const WAYS: Record<WayNumber, { label: string; buffers: 'hypercall-dev' | 'locke
 interface Target {
   domid: number;
   gfns: bigint[];
-  reference: number[];
+  reference: Uint32Array;
 }
 
 async function runWay(platform: Platform, way: WayNumber, target: Target, opts: StudyOptions): Promise<WayResult> {
@@ -492,7 +492,7 @@ async function runWay(platform: Platform, way: WayNumber, target: Target, opts: 
     r.surfacedBy[k] = (r.surfacedBy[k] ?? 0) + 1;
     if (e instanceof HypercallError && e.errnoName === 'EFAULT') r.surfacedTypedEfault++;
   };
-  const check = (types: readonly number[]) => {
+  const check = (types: ArrayLike<number>) => {
     r.checked++;
     const w = countWrong(types, target.reference);
     if (w > 0) {
@@ -783,7 +783,7 @@ export async function runStudy(partial: Partial<StudyOptions> = {}): Promise<Stu
     if (countWrong(ask(prepared.gfns), reference) !== 0) result.domain.referenceStable = false;
     for (const t of reference) result.domain.referenceTypes[typeName(t)] = (result.domain.referenceTypes[typeName(t)] ?? 0) + 1;
     // What a re-issue over a fully overwritten array would ask: the types, read as frame numbers.
-    result.domain.reinterpretedDiffers = countWrong(ask(reference.map((t) => BigInt(t >>> 0))), reference);
+    result.domain.reinterpretedDiffers = countWrong(ask(Array.from(reference, (t) => BigInt(t))), reference);
     opts.log(
       `domain ${prepared.domid}: ${prepared.pages} pages, batch of ${opts.batch} (${prepared.invalid} invalid), reference ${JSON.stringify(result.domain.referenceTypes)}, ` +
         `${result.domain.reinterpretedDiffers} entries change when their type is read back as a frame number`,

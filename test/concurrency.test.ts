@@ -41,7 +41,7 @@ function tally(outcomes: Outcome[], expected: (i: number) => number[]): { ok: nu
   let ok = 0;
   for (const [i, o] of outcomes.entries()) {
     if (o.ok) {
-      assert.deepEqual((o.value as { types: number[] }).types, expected(i), `call ${i} resolved with wrong types`);
+      assert.deepEqual([...(o.value as { types: Uint32Array }).types], expected(i), `call ${i} resolved with wrong types`);
       ok++;
     } else {
       assert.ok(o.error instanceof XencallError, String(o.error));

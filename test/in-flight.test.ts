@@ -110,7 +110,7 @@ describe('close() with calls in flight', () => {
     const p = xc.domctl.getpageframeinfo3({ domain: 5, gfns: [2n, 3n, 4n, 100n] });
     xc.close();
     const { types } = await p;
-    assert.deepEqual(types, [XEN_DOMCTL_PFINFO.L3TAB, XEN_DOMCTL_PFINFO.L2TAB, XEN_DOMCTL_PFINFO.L1TAB, XEN_DOMCTL_PFINFO.NOTAB]);
+    assert.deepEqual(types, Uint32Array.of(XEN_DOMCTL_PFINFO.L3TAB, XEN_DOMCTL_PFINFO.L2TAB, XEN_DOMCTL_PFINFO.L1TAB, XEN_DOMCTL_PFINFO.NOTAB));
     assert.equal([...xc.pool.liveBuffers()].length, 0, 'its buffers were freed after it ended');
     await assert.rejects(xc.domctl.getpageframeinfo3({ domain: 5, gfns: [2n] }), (e: unknown) => e instanceof XencallError && e.code === ErrorCodes.CLOSED);
   });

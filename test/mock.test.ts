@@ -192,7 +192,7 @@ describe('mock hypervisor: at scale', () => {
     hv.addDomain({ domid: 5, totPages: 4096 });
     const { XEN_DOMCTL_PFINFO: P } = numbers;
     const { types } = await xc.domctl.getpageframeinfo3({ domain: 5, gfns: [1n, 2n, 9000n] });
-    assert.deepEqual(types, [0xc0000000, P.L3TAB, 0xf0000000]);
+    assert.deepEqual(types, Uint32Array.of(0xc0000000, P.L3TAB, 0xf0000000));
     assert.equal(types[0], (P.L4TAB | P.LPINTAB) >>> 0);
     // The raw array: the upper half of each 64-bit slot is zero, not a sign extension.
     const arr = xc.allocBuffer(8);

@@ -4,13 +4,9 @@
 
 import { parseArgs } from 'node:util';
 import { XencallError } from '../errors.js';
-import { runTable } from './table.js';
-import { runDemo } from './demo.js';
-import { runDomains, runInfo } from './commands.js';
-import { runCall } from './raw-call.js';
-import { runSaveRestore } from './saverestore.js';
-import { runDoctor } from './doctor.js';
-import { runMigrate, runRestore, runSave } from './save-restore-migrate.js';
+
+// The commands are imported when they run: --help and usage errors load none of them (nor the
+// hypercall table, the typed calls or the mock), so they cost little more than starting node.
 
 const USAGE = `usage: xencall <command> [options]
 
@@ -109,21 +105,22 @@ export async function main(argv: string[], io: CliIO = { out: (s) => process.std
   try {
     switch (command) {
       case 'table':
-        return runTable(opts, io);
+        return (await import('./table.js')).runTable(opts, io);
       case 'demo':
-        return await runDemo(opts, io);
+        return await (await import('./demo.js')).runDemo(opts, io);
       case 'info':
-        return await runInfo(opts, io);
+        return await (await import('./commands.js')).runInfo(opts, io);
       case 'doctor':
-        return await runDoctor(opts, io);
+        return await (await import('./doctor.js')).runDoctor(opts, io);
       case 'domains':
-        return await runDomains(opts, io);
+        return await (await import('./commands.js')).runDomains(opts, io);
       case 'call':
-        return await runCall(rest, opts, io);
+        return await (await import('./raw-call.js')).runCall(rest, opts, io);
       case 'save':
       case 'restore':
       case 'migrate': {
         const o = { ...opts, live: values.live, keep: values.keep, paused: values.paused, keepSource: values['keep-source'], progress: !values['no-progress'] && Boolean(process.stderr.isTTY) };
+        const { runMigrate, runRestore, runSave } = await import('./save-restore-migrate.js');
         const run = command === 'save' ? runSave : command === 'restore' ? runRestore : runMigrate;
         return await run(rest, o, io);
       }
@@ -134,6 +131,7 @@ export async function main(argv: string[], io: CliIO = { out: (s) => process.std
           io.err('xencall saverestore: --pages must be an integer from 1 to 4194304 and --strategy merge, all-dirty or naive\n');
           return 2;
         }
+        const { runSaveRestore } = await import('./saverestore.js');
         return await runSaveRestore({ ...opts, pages, strategy, progress: !values['no-progress'] && Boolean(process.stderr.isTTY) }, io);
       }
       default:

@@ -41,7 +41,8 @@ export function rowForOutput(r: Row): TableRowOutput {
     recovery: r.recovery ?? null,
     verified: r.verified,
     struct: r.layout?.ctype ?? null,
-    typed: r.args !== undefined,
+    // `in`, not a read: reading the schema would build it (and load zod) for nothing.
+    typed: 'args' in r,
     read_only: r.readOnly === undefined ? false : r.readOnly === true ? true : r.readOnly.text,
   };
 }

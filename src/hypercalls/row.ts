@@ -5,6 +5,7 @@
 import type { z } from 'zod';
 import type { Decoded, FieldMap, StructLayout } from '../layout.js';
 import type { HypercallName } from './hypercalls.js';
+import { schemas, type ArgsSchema } from './schemas.js';
 
 /**
  * Whether a hypercall may be re-issued after -EFAULT.
@@ -70,7 +71,11 @@ export interface RowSpec<F extends FieldMap = FieldMap> {
   readonly recovery?: string;
   /** False where the order of copies and effects could not be traced in Xen's source. */
   readonly verified: boolean;
-  /** Typed-call argument schema (zod), where xencall offers a typed call for this row. */
+  /**
+   * Typed-call argument schema (zod), where xencall offers a typed call for this row. Built (and
+   * zod loaded) the first time it is read; `'args' in row` says whether there is one without
+   * building it.
+   */
   readonly args?: z.ZodType;
   /**
    * The op only reads: nothing in Xen or in any domain changes (a pause held just while state is
@@ -84,7 +89,10 @@ export interface RowSpec<F extends FieldMap = FieldMap> {
 
 export type Row = RowSpec<FieldMap>;
 
-export function defineRow<const F extends FieldMap>(spec: RowSpec<F>): Row {
+/** A row as the table files write it: the argument schema as a function of the zod blocks. */
+export type RowInput<F extends FieldMap = FieldMap> = Omit<RowSpec<F>, 'args'> & { readonly args?: ArgsSchema };
+
+export function defineRow<const F extends FieldMap>(spec: RowInput<F>): Row {
   if (!['safe', 'unsafe', 'conditional'].includes(spec.verdict)) {
     throw new Error(`row ${spec.name}: verdict must be safe, unsafe or conditional`);
   }
@@ -109,7 +117,29 @@ export function defineRow<const F extends FieldMap>(spec: RowSpec<F>): Row {
   if (spec.readOnly !== undefined && spec.readOnly !== true && !spec.layout) {
     throw new Error(`row ${spec.name}: a read-only rule needs the argument layout to decode`);
   }
-  return Object.freeze(spec) as unknown as Row;
+  const { args, ...rest } = spec;
+  return extendRow(rest as Row, args ? { args } : {});
+}
+
+/**
+ * A frozen copy of `row` with a layout or an argument schema added. The schema becomes a getter
+ * that builds it on first read (copies keep the getter, so nothing is built by copying).
+ */
+function extendRow(row: Row, extra: { readonly layout?: StructLayout; readonly args?: ArgsSchema }): Row {
+  // A spread would read (and build) a schema getter; copying descriptors keeps it a getter.
+  const out: Record<string, unknown> = 'args' in row ? Object.defineProperties({}, Object.getOwnPropertyDescriptors(row)) : { ...row };
+  if (extra.layout) Object.defineProperty(out, 'layout', { value: extra.layout, enumerable: true });
+  if (extra.args) {
+    const make = extra.args;
+    let schema: z.ZodType | undefined;
+    Object.defineProperty(out, 'args', { get: () => (schema ??= make(schemas())), enumerable: true });
+  }
+  return Object.freeze(out) as unknown as Row;
+}
+
+/** Gives a row built by a helper the argument schema of its typed call. */
+export function withArgs(row: Row, args: ArgsSchema): Row {
+  return extendRow(row, { args });
 }
 
 /** The verdict for one call: a conditional row resolves to safe or unsafe for its arguments. */
@@ -125,7 +155,7 @@ export function verdictFor(row: Row, decoded: Record<string, unknown> | undefine
  * are known (a raw caller can check where Xen will write, the runner which buffers to restore).
  */
 export function withLayout(row: Row, layout: StructLayout): Row {
-  return Object.freeze({ ...row, layout });
+  return extendRow(row, { layout });
 }
 
 /** Whether one call of the row only reads (the raw CLI's gate): a rule decides for these arguments. */
@@ -137,7 +167,7 @@ export function readOnlyFor(row: Row, decoded: Record<string, unknown> | undefin
 }
 
 /** What a sub-op family's rows have in common; each row gives the rest and may override these. */
-export type SubopRowSpec = Omit<RowSpec, 'name' | 'hypercall' | 'subop' | 'faults' | 'longRunning' | 'verified' | 'verdict'> &
+export type SubopRowSpec = Omit<RowInput, 'name' | 'hypercall' | 'subop' | 'faults' | 'longRunning' | 'verified' | 'verdict'> &
   Partial<Pick<RowSpec, 'faults' | 'longRunning' | 'verified' | 'verdict'>>;
 
 /**
@@ -160,5 +190,5 @@ export function subopRows<T extends Readonly<Record<string, number>>>(
       verified: true,
       ...defaults,
       ...spec,
-    } as RowSpec);
+    } as RowInput);
 }

@@ -1,42 +1,122 @@
 // zod building blocks for typed-call arguments. Every typed call parses its arguments with these
 // before any buffer is touched, so a wrong type or an out-of-range id never reaches a backend.
+//
+// zod is loaded and the schemas are built on first use, not at import: loading zod costs about
+// as much as starting node, and `import('xencall')`, the CLI's --help and the raw API never need
+// it. A row's schema is a function of these blocks (ArgsSchema), called once when its typed call
+// first runs (row.ts defineRow); the blocks are built together at that moment.
 
-import { z } from 'zod';
+import { createRequire } from 'node:module';
+import type * as zod from 'zod';
+import { toGfnArray } from '../foreign-memory.js';
 import { DOMID } from './numbers.js';
+
+type Z = typeof zod.z;
 
 const MAX_U64 = (1n << 64n) - 1n;
 
-export const u8 = z.number().int().min(0).max(0xff);
-export const u16 = z.number().int().min(0).max(0xffff);
-export const u32 = z.number().int().min(0).max(0xffffffff);
-/** 64-bit unsigned: a bigint, or a safe non-negative integer number. */
-export const u64 = z
-  .union([z.bigint(), z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)])
-  .transform((v) => BigInt(v))
-  .pipe(z.bigint().min(0n).max(MAX_U64));
-export const i64 = z
-  .union([z.bigint(), z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER)])
-  .transform((v) => BigInt(v))
-  .pipe(z.bigint().min(-(1n << 63n)).max((1n << 63n) - 1n));
+/** The blocks, and zod itself, as a row's schema function receives them. */
+export interface Schemas {
+  readonly z: Z;
+  readonly u8: zod.ZodNumber;
+  readonly u16: zod.ZodNumber;
+  readonly u32: zod.ZodNumber;
+  /** 64-bit unsigned: a bigint, or a safe non-negative integer number. */
+  readonly u64: zod.ZodType<bigint, bigint | number>;
+  readonly i64: zod.ZodType<bigint, bigint | number>;
+  /** An ordinary domain id: below DOMID_FIRST_RESERVED (0x7ff0). */
+  readonly domid: zod.ZodNumber;
+  /** A domain id that may also be DOMID_SELF (what a domain says of itself). */
+  readonly domidOrSelf: zod.ZodType<number, number>;
+  /** xen_domain_handle_t: 16 bytes, given as a UUID string or 16 raw bytes. */
+  readonly domainHandle: zod.ZodType<Uint8Array, string | Uint8Array>;
+  /**
+   * A gfn list of 1 to `max` frame numbers, checked and converted in bulk to a BigUint64Array by
+   * foreign-memory.ts toGfnArray (the one converter of gfn lists): typed arrays stay typed, and
+   * 10^5 gfns never become 10^5 BigInt objects.
+   */
+  readonly gfnList: (max: number) => zod.ZodType<BigUint64Array, unknown>;
+}
 
-/** An ordinary domain id: below DOMID_FIRST_RESERVED (0x7ff0). */
-export const domid = z.number().int().min(0).max(DOMID.FIRST_RESERVED - 1);
-/** A domain id that may also be DOMID_SELF (what a domain says of itself). */
-export const domidOrSelf = z.union([domid, z.literal(DOMID.SELF)]);
+/** A typed call's argument schema, built from the blocks when it is first needed. */
+export type ArgsSchema = (s: Schemas) => zod.ZodType;
 
-/** xen_domain_handle_t: 16 bytes, given as a UUID string or 16 raw bytes. */
-export const domainHandle = z
-  .union([
-    z.uuid({ version: undefined }).or(z.string().regex(/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/)),
-    z.instanceof(Uint8Array).refine((b) => b.length === 16, 'a domain handle is 16 bytes'),
-  ])
-  .transform((v) => (typeof v === 'string' ? uuidToBytes(v) : new Uint8Array(v)));
+let built: Schemas | undefined;
+
+/** The blocks; the first call loads zod (synchronously, through require) and builds them. */
+export function schemas(): Schemas {
+  return (built ??= buildSchemas((createRequire(import.meta.url)('zod') as typeof zod).z));
+}
+
+/** A schema shared by several rows: built once, the first time one of them needs it. */
+export function sharedSchema<T extends zod.ZodType>(make: (s: Schemas) => T): (s: Schemas) => T {
+  let made: T | undefined;
+  return (s) => (made ??= make(s));
+}
+
+/** A typed call without arguments: {} or nothing. */
+export const noArgs = sharedSchema(({ z }) => z.object({}).strict());
+
+function buildSchemas(z: Z): Schemas {
+  const u64 = z
+    .union([z.bigint(), z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)])
+    .transform((v) => BigInt(v))
+    .pipe(z.bigint().min(0n).max(MAX_U64));
+  const i64 = z
+    .union([z.bigint(), z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER)])
+    .transform((v) => BigInt(v))
+    .pipe(z.bigint().min(-(1n << 63n)).max((1n << 63n) - 1n));
+  const domid = z.number().int().min(0).max(DOMID.FIRST_RESERVED - 1);
+  const domainHandle = z
+    .union([
+      z.uuid({ version: undefined }).or(z.string().regex(/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/)),
+      z.instanceof(Uint8Array).refine((b) => b.length === 16, 'a domain handle is 16 bytes'),
+    ])
+    .transform((v) => (typeof v === 'string' ? uuidToBytes(v) : new Uint8Array(v)));
+  const gfnLists = new Map<number, zod.ZodType<BigUint64Array, unknown>>();
+  const gfnList = (max: number) => {
+    let s = gfnLists.get(max);
+    if (!s) {
+      s = z.custom<unknown>((v) => v !== undefined, 'a gfn list is required').transform((v, ctx) => {
+        try {
+          return toGfnArray('gfns', v, max);
+        } catch (e) {
+          // toGfnArray names the entry ("gfns[3]"); the issue carries its index as the path.
+          const field = (e as { field?: string }).field ?? 'gfns';
+          const index = /\[(\d+)\]/.exec(field)?.[1];
+          ctx.issues.push({ code: 'custom', input: v, message: (e as Error).message.replace(/^[^:]*: /, ''), path: index === undefined ? [] : [Number(index)] });
+          return z.NEVER;
+        }
+      });
+      gfnLists.set(max, s);
+    }
+    return s;
+  };
+  return {
+    z,
+    u8: z.number().int().min(0).max(0xff),
+    u16: z.number().int().min(0).max(0xffff),
+    u32: z.number().int().min(0).max(0xffffffff),
+    u64,
+    i64,
+    domid,
+    domidOrSelf: z.union([domid, z.literal(DOMID.SELF)]),
+    domainHandle,
+    gfnList,
+  };
+}
 
 export function uuidToBytes(uuid: string): Uint8Array {
   return Uint8Array.from(Buffer.from(uuid.replace(/-/g, ''), 'hex'));
 }
 
+/** Two hex digits per byte value, for bytesToUuid. */
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** 16 bytes as a UUID string (8-4-4-4-12 lowercase hex digits). */
 export function bytesToUuid(b: Uint8Array): string {
-  const h = Buffer.from(b).toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  return (
+    HEX[b[0]!]! + HEX[b[1]!]! + HEX[b[2]!]! + HEX[b[3]!]! + '-' + HEX[b[4]!]! + HEX[b[5]!]! + '-' + HEX[b[6]!]! + HEX[b[7]!]! + '-' +
+    HEX[b[8]!]! + HEX[b[9]!]! + '-' + HEX[b[10]!]! + HEX[b[11]!]! + HEX[b[12]!]! + HEX[b[13]!]! + HEX[b[14]!]! + HEX[b[15]!]!
+  );
 }

@@ -25,7 +25,7 @@ import { XEN_VCPUAFFINITY } from '../hypercalls/values.js';
 import { decode, type Decoded } from '../layout.js';
 import type { Row } from '../hypercalls/row.js';
 import type { Program } from '../retry/runner.js';
-import { cpuIdCount, domctl, hiddenFault, syntheticError, typedOp, withBuffers, type OpCtx } from './helpers.js';
+import { cpuIdCount, domctl, hiddenFault, lowWords, syntheticError, typedOp, withBuffers, writeU64s, type OpCtx } from './helpers.js';
 import { describeFinish, finishPending, mayHaveLeftPending, withFinding } from './log-dirty.js';
 
 
@@ -127,6 +127,11 @@ export interface VcpuContext {
   context: VcpuGuestContext;
 }
 
+export interface PageFrameTypes {
+  /** Per gfn asked for, in order: its XEN_DOMCTL_PFINFO_* type (numbers.XEN_DOMCTL_PFINFO). */
+  types: Uint32Array;
+}
+
 export interface ShadowBitmapResult {
   /** One bit per page, page 0 in bit 0 of byte 0. */
   bitmap: Uint8Array;
@@ -189,13 +194,16 @@ export const DOMCTL_OPS = {
     return nothing();
   }),
 
-  getpageframeinfo3: typedOp('domctl.getpageframeinfo3', function* (ctx, a: { domain: number; gfns: bigint[] }, row) {
-    return yield* withBuffers(ctx, [a.gfns.length * 8], function* ([arr]) {
-      const v = arr!.view();
-      a.gfns.forEach((g, i) => v.setBigUint64(i * 8, g, true));
-      yield* domctl(ctx, row, a.domain, xen_domctl_getpageframeinfo3, { num: BigInt(a.gfns.length), array: arr!.address }, [arr!]);
-      // Xen overwrote each gfn with its XEN_DOMCTL_PFINFO_* type.
-      return { types: a.gfns.map((_, i) => Number(v.getBigUint64(i * 8, true))) };
+  getpageframeinfo3: typedOp('domctl.getpageframeinfo3', function* (ctx, a: { domain: number; gfns: BigUint64Array }, row) {
+    const n = a.gfns.length;
+    return yield* withBuffers(ctx, [n * 8], function* ([arr]) {
+      writeU64s(arr!, a.gfns);
+      yield* domctl(ctx, row, a.domain, xen_domctl_getpageframeinfo3, { num: BigInt(n), array: arr!.address }, [arr!]);
+      // Xen overwrote each gfn with its XEN_DOMCTL_PFINFO_* type, a 64-bit slot whose upper half
+      // is zero: the types are XEN_DOMCTL_PFINFO_* flags in bits 28-31 (arch_do_domctl lines
+      // 267-317 at RELEASE-4.17.7), so the low halves are the whole answer.
+      const r: PageFrameTypes = { types: lowWords(arr!, n) };
+      return r;
     });
   }),
 

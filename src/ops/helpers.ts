@@ -7,6 +7,7 @@ import { ErrorCodes, HypercallError, ValidationError, XencallError, errnoNumber 
 import { decode, encode, type Decoded, type FieldMap, type StructLayout } from '../layout.js';
 import { HYPERCALLS } from '../hypercalls/hypercalls.js';
 import { rowByName } from '../hypercalls/table.js';
+import { NOT_PARSED, compileParser, type FastParser } from '../hypercalls/fast-parse.js';
 import type { Row } from '../hypercalls/row.js';
 import { DOMCTL_PAYLOAD_OFFSET, SYSCTL_PAYLOAD_OFFSET, xen_domctl, xen_sysctl, xen_sysctl_physinfo } from '../hypercalls/structs.js';
 import { XEN_DOMCTL_INTERFACE_VERSION, XEN_SYSCTL_INTERFACE_VERSION } from '../hypercalls/numbers.js';
@@ -28,19 +29,40 @@ export interface HostFacts {
 
 export interface TypedOp<S extends z.ZodType = z.ZodType, R = unknown> {
   readonly row: Row;
+  /** The row's argument schema (built, and zod loaded, on first use). */
   readonly schema: S;
   readonly run: (ctx: OpCtx, args: z.output<S>, row: Row) => Program<R>;
+  /** Parses arguments as `schema` does: compiled from it for the common inputs, zod for the rest. */
+  readonly parse: (input: unknown) => z.output<S>;
 }
 
 /** Declares a typed call for a table row; its argument schema is the row's. */
 export function typedOp<R, A = any>(rowName: string, run: (ctx: OpCtx, args: A, row: Row) => Program<R>): TypedOp<z.ZodType<A>, R> {
   const row = rowByName(rowName);
-  if (!row?.args) throw new Error(`typed call ${rowName} needs a table row with an args schema`);
-  return { row, schema: row.args as z.ZodType<A>, run };
+  // `in`, not a read: reading builds the schema, which waits for the first call.
+  if (!row || !('args' in row)) throw new Error(`typed call ${rowName} needs a table row with an args schema`);
+  let fast: FastParser | undefined;
+  const op: TypedOp<z.ZodType<A>, R> = {
+    row,
+    get schema() {
+      return row.args as z.ZodType<A>;
+    },
+    run,
+    parse: (input) => {
+      const v = (fast ??= compileParser(op.schema))(input ?? {});
+      return v === NOT_PARSED ? zodParse(op, input) : (v as A);
+    },
+  };
+  return op;
 }
 
 /** Parses typed-call arguments; a failure is a ValidationError naming the field. */
 export function parseArgs<S extends z.ZodType>(op: TypedOp<S, unknown>, input: unknown): z.output<S> {
+  return op.parse(input);
+}
+
+/** zod's own parse, for what the compiled parser leaves to it: its issues name the field. */
+function zodParse<S extends z.ZodType>(op: TypedOp<S, unknown>, input: unknown): z.output<S> {
   const r = op.schema.safeParse(input ?? {});
   if (r.success) return r.data as z.output<S>;
   const issues = r.error.issues.map((i) => ({ path: [op.row.name, ...i.path.map(String)].join('.'), message: i.message }));
@@ -57,6 +79,27 @@ export function* withBuffers<T>(ctx: OpCtx, sizes: readonly number[], body: (buf
   } finally {
     for (const b of bufs) if (!b.freed) ctx.pool.free(b);
   }
+}
+
+/** Copies 64-bit values into the start of a buffer, in one block where the memory is aligned. */
+export function writeU64s(buf: HypercallBuffer, values: BigUint64Array): void {
+  const b = buf.bytes;
+  if (b.byteOffset % 8 === 0) new BigUint64Array(b.buffer, b.byteOffset, values.length).set(values);
+  else b.set(new Uint8Array(values.buffer, values.byteOffset, values.length * 8));
+}
+
+/** The low 32 bits of each of the first `n` 64-bit slots of a buffer (little-endian). */
+export function lowWords(buf: HypercallBuffer, n: number): Uint32Array {
+  const b = buf.bytes;
+  const out = new Uint32Array(n);
+  if (b.byteOffset % 4 === 0) {
+    const words = new Uint32Array(b.buffer, b.byteOffset, n * 2);
+    for (let i = 0; i < n; i++) out[i] = words[2 * i]!;
+  } else {
+    const v = buf.view();
+    for (let i = 0; i < n; i++) out[i] = v.getUint32(i * 8, true);
+  }
+  return out;
 }
 
 /** Issues a row's hypercall with the given registers; `inputs` are restored before re-issues. */

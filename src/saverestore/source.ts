@@ -133,12 +133,21 @@ export async function copyOut(
   for (let at = 0; at < gfns.length; at += PAGE_BATCH) {
     if (signal?.aborted) throw new XencallError(ErrorCodes.ABORTED, `copying domain ${domid}'s memory was aborted`, { cause: signal.reason });
     const n = Math.min(PAGE_BATCH, gfns.length - at);
-    const batch: bigint[] = new Array(n);
-    for (let i = 0; i < n; i++) batch[i] = BigInt(gfns[at + i]!);
+    // Typed arrays in and out, converted in bulk: no BigInt per gfn.
+    const batch = new Float64Array(n);
+    for (let i = 0; i < n; i++) batch[i] = gfns[at + i]!;
     const { types } = await xc.domctl.getpageframeinfo3({ domain: domid, gfns: batch }, { signal });
     let keep = 0;
     const selected = new BigUint64Array(n);
-    for (let i = 0; i < n; i++) if (hasData(types[i]!)) selected[keep++] = batch[i]!;
+    // A gfn's low and high 32-bit halves (x86-64 is little-endian), as toGfnArray writes them.
+    const selected32 = new Uint32Array(selected.buffer);
+    for (let i = 0; i < n; i++) {
+      if (!hasData(types[i]!)) continue;
+      const g = batch[i]!;
+      selected32[2 * keep] = g % 2 ** 32;
+      selected32[2 * keep + 1] = Math.floor(g / 2 ** 32);
+      keep++;
+    }
     if (keep === 0) continue;
     const list = selected.subarray(0, keep);
     const map = xc.foreignMemory.map(domid, list);

@@ -7,8 +7,7 @@
 // an EFAULT can also follow the slices already done. Every row here copies the struct in, so
 // every row's fault class is `copies`, even where the sub-op touches no other caller memory.
 
-import { z } from 'zod';
-import { defineRow, type Citation, type Row, subopRows, withLayout } from '../row.js';
+import { defineRow, type Citation, subopRows, withArgs, withLayout } from '../row.js';
 import { DOMCTL, SHADOW_OP } from '../numbers.js';
 import {
   xen_domctl_createdomain,
@@ -26,7 +25,7 @@ import {
   xen_domctl_vm_event_op,
   xen_domctl_vmtrace_op,
 } from '../structs.js';
-import { domainHandle, domid, i64, u32, u64 } from '../schemas.js';
+import { sharedSchema } from '../schemas.js';
 import { XEN_DOMCTL_MONITOR_OP, XEN_DOMCTL_VMTRACE, XEN_VM_EVENT } from './constants.js';
 
 const DO_DOMCTL: Citation = { file: 'xen/common/domctl.c', function: 'do_domctl' };
@@ -42,23 +41,23 @@ const SHADOW_DOMCTL: Citation = { file: 'xen/arch/x86/mm/shadow/common.c', funct
 const HAP_DOMCTL: Citation = { file: 'xen/arch/x86/mm/hap/hap.c', function: 'hap_domctl' };
 const PCI_DOMCTL: Citation = { file: 'xen/drivers/passthrough/pci.c', function: 'iommu_do_pci_domctl' };
 
-const byDomain = z.object({ domain: domid }).strict();
+const byDomain = sharedSchema(({ z, domid }) => z.object({ domain: domid }).strict());
 
-/** Gives a row built by a helper above the typed call's argument schema. */
-const withArgs = (row: Row, args: z.ZodType): Row => Object.freeze({ ...row, args });
-
-const byVcpu = z.object({ domain: domid, vcpu: u32 }).strict();
+const byVcpu = sharedSchema(({ z, domid, u32 }) => z.object({ domain: domid, vcpu: u32 }).strict());
 /**
  * Physical cpu numbers. Xen's NR_CPUS is at most 4095 (xen/arch/Kconfig, `range 1 4095`), so no
  * host has a cpu 4095 or above; whether this host has the cpu is checked against physinfo.
  */
-const cpuList = z.array(z.number().int().min(0).max(4094)).max(4095);
+const cpuList = sharedSchema(({ z }) => z.array(z.number().int().min(0).max(4094)).max(4095));
 /**
  * Log-dirty bitmap sizes: one bit per guest page, for guests up to 16 TiB (2^32 pages), the most
  * Xen 4.17 supports (SUPPORT.md, "Memory": x86 guests "less than 16 TiB"). A larger count only
  * asks for a bitmap buffer of half a GiB and more for pages no guest can have.
  */
-const logDirtyPages = u64.pipe(z.bigint().max(1n << 32n, 'must be at most 2^32 pages (16 TiB, the largest guest Xen 4.17 supports)'));
+const logDirtyPages = sharedSchema(({ z, u64 }) => u64.pipe(z.bigint().max(1n << 32n, 'must be at most 2^32 pages (16 TiB, the largest guest Xen 4.17 supports)')));
+
+/** getpageframeinfo3's batch limit: arch_do_domctl refuses num > 1024 with -E2BIG (xen/arch/x86/domctl.c lines 258-263). */
+export const GETPAGEFRAMEINFO3_MAX = 1024;
 
 const shadowMode = (mode: keyof typeof SHADOW_OP) => ({ field: 'op', value: SHADOW_OP[mode] }) as const;
 
@@ -76,7 +75,7 @@ const FREE_BITMAP: Citation = { file: 'xen/arch/x86/mm/paging.c', function: 'pag
 const domctl = subopRows('domctl', DOMCTL);
 
 /** CLEAN and PEEK: the pages to report on, and whether this is a save's final round (LOGDIRTY_FINAL). */
-const logDirtyReadArgs = z.object({ domain: domid, pages: logDirtyPages, final: z.boolean().default(false) }).strict();
+const logDirtyReadArgs = sharedSchema((s) => s.z.object({ domain: s.domid, pages: logDirtyPages(s), final: s.z.boolean().default(false) }).strict());
 
 /** The common shape: the struct is only copied in, the effect follows, nothing is copied back. */
 const entryOnly = (op: keyof typeof DOMCTL, effect: string, source: readonly Citation[], extra = '') =>
@@ -118,8 +117,8 @@ export const DOMCTL_ROWS = [
     recovery:
       'Create with a handle (UUID) of your own, preferably with an explicit domid; after EFAULT list domains (sysctl.getdomaininfolist) and find the one with that handle, then adopt it (it is exactly what a successful create returns) or destroy it.',
     verified: true,
-    args: z
-      .object({
+    args: ({ z, domid, domainHandle, u32 }) =>
+      z.object({
         domain: z.union([domid, z.literal(0x7ff4)]).default(0x7ff4),
         handle: domainHandle,
         ssidref: u32.default(0),
@@ -198,10 +197,11 @@ export const DOMCTL_ROWS = [
         'The hard and soft masks are each copied in, applied, and the effective mask copied back over the caller\'s bitmap, so an EFAULT can follow either change; setting the same masks again is harmless, provided the re-issue uses the pristine input bitmaps. With both masks, an EFAULT on the hard mask\'s copy-back is lost (ret is reassigned by the soft half) and the call returns 0: the typed call detects the unwritten map and re-issues.',
       source: [DO_DOMCTL, { file: 'xen/common/sched/core.c', function: 'vcpu_affinity_domctl' }, { file: 'xen/common/bitmap.c', function: 'bitmap_to_xenctl_bitmap' }],
     }),
-    z
-      .object({ domain: domid, vcpu: u32, hard: cpuList.optional(), soft: cpuList.optional(), force: z.boolean().default(false) })
-      .strict()
-      .refine((a) => a.hard !== undefined || a.soft !== undefined, { message: 'give hard, soft or both', path: ['hard'] }),
+    (s) =>
+      s.z
+        .object({ domain: s.domid, vcpu: s.u32, hard: cpuList(s).optional(), soft: cpuList(s).optional(), force: s.z.boolean().default(false) })
+        .strict()
+        .refine((a) => a.hard !== undefined || a.soft !== undefined, { message: 'give hard, soft or both', path: ['hard'] }),
   ),
   defineRow({
     name: 'domctl.shadow_op',
@@ -337,7 +337,7 @@ export const DOMCTL_ROWS = [
       'Sets the paging pool to an absolute size, preemptibly (a domctl continuation repeats the entry copy); an EFAULT can come at a slice entry or on the copy-back after the resize, but setting the same size again converges. The copy-back overwrites mb with the size reached: re-issue from the pristine struct.',
     source: [ARCH_DO_DOMCTL, PAGING_DOMCTL, HAP_DOMCTL, SHADOW_DOMCTL],
     verified: true,
-    args: z.object({ domain: domid, mb: u32 }).strict(),
+    args: ({ z, domid, u32 }) => z.object({ domain: domid, mb: u32 }).strict(),
   }),
   defineRow({
     name: 'domctl.shadow_op.enable',
@@ -365,7 +365,7 @@ export const DOMCTL_ROWS = [
     reason: 'Entry copy only, then d->max_pages is set; no copy-back. Setting the same limit twice is harmless.',
     source: [DO_DOMCTL],
     verified: true,
-    args: z.object({ domain: domid, max_memkb: u64 }).strict(),
+    args: ({ z, domid, u64 }) => z.object({ domain: domid, max_memkb: u64 }).strict(),
   }),
   domctl('setvcpucontext', {
     verdict: 'unsafe',
@@ -396,7 +396,7 @@ export const DOMCTL_ROWS = [
     reason: 'Entry copy only, then vcpus are allocated up to max; no copy-back, and a repeat with the same max skips the vcpus that exist.',
     source: [DO_DOMCTL],
     verified: true,
-    args: z.object({ domain: domid, max: u32.min(1) }).strict(),
+    args: ({ z, domid, u32 }) => z.object({ domain: domid, max: u32.min(1) }).strict(),
   }),
   domctl('scheduler_op', {
     verdict: 'unsafe',
@@ -415,7 +415,7 @@ export const DOMCTL_ROWS = [
         'The entry copy of the struct is the only guest copy and comes before the handle is copied into the domain (a memcpy into d->handle, lines 895-898); there is no copy-back, so an EFAULT means nothing happened, and setting the same handle twice is idempotent anyway.',
       source: [{ ...DO_DOMCTL, lines: '895-898' }],
     }),
-    z.object({ domain: domid, handle: domainHandle }).strict(),
+    ({ z, domid, domainHandle }) => z.object({ domain: domid, handle: domainHandle }).strict(),
   ),
   entryOnly('setdebugging', 'debugger_attached is set', [DO_DOMCTL]),
   entryOnly('irq_permission', 'the IRQ is permitted or denied', [DO_DOMCTL]),
@@ -436,7 +436,7 @@ export const DOMCTL_ROWS = [
   }),
   withArgs(
     entryOnly('settimeoffset', 'domain_set_time_offset() sets an absolute offset', [DO_DOMCTL]),
-    z.object({ domain: domid, time_offset_seconds: i64 }).strict(),
+    ({ z, domid, i64 }) => z.object({ domain: domid, time_offset_seconds: i64 }).strict(),
   ),
   withArgs(
     withLayout(
@@ -464,7 +464,7 @@ export const DOMCTL_ROWS = [
       ),
       xen_domctl_hvmcontext,
     ),
-    z.object({ domain: domid }).strict(),
+    byDomain,
   ),
   withArgs(
     domctl('sethvmcontext', {
@@ -472,9 +472,8 @@ export const DOMCTL_ROWS = [
       reason: 'The context buffer is copied in before domain_pause and hvm_load(); there is no copy-back, so an EFAULT means nothing was loaded.',
       source: [ARCH_DO_DOMCTL],
     }),
-    z
-      .object({ domain: domid, context: z.instanceof(Uint8Array).refine((b) => b.length >= 1 && b.length <= 1 << 26, 'an HVM context is 1 byte to 64 MiB') })
-      .strict(),
+    ({ z, domid }) =>
+      z.object({ domain: domid, context: z.instanceof(Uint8Array).refine((b) => b.length >= 1 && b.length <= 1 << 26, 'an HVM context is 1 byte to 64 MiB') }).strict(),
   ),
   entryOnly('set_address_size', 'switch_compat() (a no-op when the size is already set)', [ARCH_DO_DOMCTL]),
   readOnly('get_address_size', 'the address size is copied back', [ARCH_DO_DOMCTL]),
@@ -552,9 +551,8 @@ export const DOMCTL_ROWS = [
       'Read-only apart from an idempotent P2M populate, but in place: for each element Xen copies the gfn in and writes its type back over it, and for translated guests a preemption rewrites num and array in the caller\'s struct before the continuation. An EFAULT mid-array leaves earlier gfns overwritten: a re-issue is safe only from the pristine struct and array (libxc\'s own retry re-issues the overwritten one).',
     source: [ARCH_DO_DOMCTL, { file: 'tools/libs/ctrl/xc_private.c', function: 'xc_get_pfn_type_batch' }],
     verified: true,
-    args: z
-      .object({ domain: domid, gfns: z.array(u64).min(1).max(1024) })
-      .strict(),
+    // A BigUint64Array, Uint32Array, Float64Array or array of integers, converted in bulk.
+    args: ({ z, domid, gfnList }) => z.object({ domain: domid, gfns: gfnList(GETPAGEFRAMEINFO3_MAX) }).strict(),
   }),
   domctl('setvcpuextstate', {
     verdict: 'safe',

@@ -3,11 +3,12 @@
 // the new port back out: `if ( !rc && __copy_to_guest(arg, &op, 1) ) rc = -EFAULT; /* Cleaning
 // up here would be a mess! */`. Those leave a port behind when the copy-back faults.
 
-import { z } from 'zod';
 import { defineRow, type Citation, subopRows } from '../row.js';
 import { EVTCHNOP } from '../numbers.js';
 import { evtchn_alloc_unbound, evtchn_close, evtchn_send, evtchn_status } from '../structs.js';
-import { domidOrSelf, u32 } from '../schemas.js';
+import { sharedSchema } from '../schemas.js';
+
+const byPort = sharedSchema(({ z, u32 }) => z.object({ port: u32 }).strict());
 
 const DO_EVTCHN: Citation = { file: 'xen/common/event_channel.c', function: 'do_event_channel_op' };
 const evtchnFn = (fn: string): Citation => ({ file: 'xen/common/event_channel.c', function: fn });
@@ -50,7 +51,7 @@ export const EVENT_CHANNEL_ROWS = [
     reason: 'The struct is copied in before the port is closed and nothing is copied back: an EFAULT always comes before the effect.',
     source: [DO_EVTCHN, evtchnFn('evtchn_close')],
     verified: true,
-    args: z.object({ port: u32 }).strict(),
+    args: byPort,
   }),
   defineRow({
     name: 'event_channel_op.send',
@@ -63,7 +64,7 @@ export const EVENT_CHANNEL_ROWS = [
     reason: 'The port is copied in before the event is raised; nothing is copied back, so an EFAULT comes before the send.',
     source: [DO_EVTCHN, evtchnFn('evtchn_send')],
     verified: true,
-    args: z.object({ port: u32 }).strict(),
+    args: byPort,
   }),
   defineRow({
     name: 'event_channel_op.status',
@@ -77,7 +78,7 @@ export const EVENT_CHANNEL_ROWS = [
     reason: 'Read-only: copy in, look the port up, copy the status back.',
     source: [DO_EVTCHN, evtchnFn('evtchn_status')],
     verified: true,
-    args: z.object({ dom: domidOrSelf, port: u32 }).strict(),
+    args: ({ z, domidOrSelf, u32 }) => z.object({ dom: domidOrSelf, port: u32 }).strict(),
   }),
   defineRow({
     name: 'event_channel_op.alloc_unbound',
@@ -93,7 +94,7 @@ export const EVENT_CHANNEL_ROWS = [
     recovery:
       'Scan the domain\'s ports with event_channel_op.status for an unbound port whose remote domain is the one you asked for and that you do not already know (allocation is lowest-free-first); adopt it. A port in a foreign domain cannot be closed with close, only by reset or domain destruction.',
     verified: true,
-    args: z.object({ dom: domidOrSelf, remote_dom: domidOrSelf }).strict(),
+    args: ({ z, domidOrSelf }) => z.object({ dom: domidOrSelf, remote_dom: domidOrSelf }).strict(),
   }),
   evtchn('bind_ipi', {
     verdict: 'unsafe',

@@ -2,12 +2,11 @@
 // struct in before acting; the getters copy it back with no effect. Sub-ops that 4.17 no longer
 // handles (moved to dm_op or memory_op) fall to the default case: -ENOSYS before any copy.
 
-import { z } from 'zod';
 import { defineRow, type Citation, subopRows } from '../row.js';
 import { HVMOP } from '../numbers.js';
 import { xen_hvm_altp2m_op, xen_hvm_param } from '../structs.js';
 import { HVMOP_ALTP2M } from './constants.js';
-import { domidOrSelf, u32, u64 } from '../schemas.js';
+import { sharedSchema } from '../schemas.js';
 import { HVM_PARAM } from '../values.js';
 
 const DO_HVM_OP: Citation = { file: 'xen/arch/x86/hvm/hvm.c', function: 'do_hvm_op' };
@@ -26,21 +25,23 @@ const gone = (op: keyof typeof HVMOP, instead: string) =>
  * An HVM_PARAM_* index, as a number or by name without the prefix ('STORE_PFN'). Numbers are not
  * limited to the 4.17 names: do_hvm_op itself answers -EINVAL from HVM_NR_PARAMS on.
  */
-const paramIndex = z.union([u32, z.enum(Object.keys(HVM_PARAM) as [keyof typeof HVM_PARAM, ...(keyof typeof HVM_PARAM)[]])]).transform((v) => (typeof v === 'number' ? v : HVM_PARAM[v]));
+const paramIndex = sharedSchema(({ z, u32 }) =>
+  z.union([u32, z.enum(Object.keys(HVM_PARAM) as [keyof typeof HVM_PARAM, ...(keyof typeof HVM_PARAM)[]])]).transform((v) => (typeof v === 'number' ? v : HVM_PARAM[v])),
+);
 
 export const HVM_OP_ROWS = [
   hvm('set_param', {
     reason:
       'The struct is copied in before hvm_set_param() and nothing is copied back, so an EFAULT means "not set". (The only continuation, for HVM_PARAM_IDENT_PT while domctl_lock is busy, comes before any effect.)',
     source: [DO_HVM_OP, hvmFn('hvmop_set_param'), hvmFn('hvm_set_param')],
-    args: z.object({ domid: domidOrSelf, index: paramIndex, value: u64 }).strict(),
+    args: (s) => s.z.object({ domid: s.domidOrSelf, index: paramIndex(s), value: s.u64 }).strict(),
   }),
   hvm('get_param', {
     readOnly: true,
     layout: xen_hvm_param,
     reason: 'Read-only: the parameter is read and the struct copied back.',
     source: [DO_HVM_OP, hvmFn('hvmop_get_param')],
-    args: z.object({ domid: domidOrSelf, index: paramIndex }).strict(),
+    args: (s) => s.z.object({ domid: s.domidOrSelf, index: paramIndex(s) }).strict(),
   }),
   gone('set_pci_intx_level', 'Exists only for interface versions before 0x00040900 (now dm_op.set_pci_intx_level):'),
   gone('set_isa_irq_level', 'Exists only for interface versions before 0x00040900 (now dm_op.set_isa_irq_level):'),

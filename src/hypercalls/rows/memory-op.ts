@@ -4,12 +4,10 @@
 // progress as a count. Ops not handled in common code go to arch_memory_op (xen/arch/x86/mm.c)
 // and subarch_memory_op (xen/arch/x86/x86_64/mm.c).
 
-import { z } from 'zod';
 import { defineRow, type Citation, subopRows } from '../row.js';
 import { XENMEM } from '../numbers.js';
 import { xen_add_to_physmap, xen_add_to_physmap_batch, xen_mem_paging_op, xen_memory_domain, xen_memory_reservation } from '../structs.js';
-import { domidOrSelf, u32 } from '../schemas.js';
-import { toGfnArray } from '../../foreign-memory.js';
+import { noArgs, sharedSchema } from '../schemas.js';
 import { XENMAPSPACE } from './constants.js';
 
 const DO_MEMORY_OP: Citation = { file: 'xen/common/memory.c', function: 'do_memory_op' };
@@ -17,8 +15,6 @@ const ARCH_MEMORY_OP: Citation = { file: 'xen/arch/x86/mm.c', function: 'arch_me
 const SUBARCH_MEMORY_OP: Citation = { file: 'xen/arch/x86/x86_64/mm.c', function: 'subarch_memory_op' };
 const ADD_TO_PHYSMAP: Citation = { file: 'xen/common/memory.c', function: 'xenmem_add_to_physmap' };
 const ADD_TO_PHYSMAP_ONE: Citation = { file: 'xen/arch/x86/mm/p2m.c', function: 'xenmem_add_to_physmap_one' };
-
-const noArgs = z.object({}).strict();
 
 const memop = subopRows('memory_op', XENMEM);
 
@@ -34,16 +30,7 @@ const space = (s: keyof typeof XENMAPSPACE) => ({ field: 'space', value: XENMAPS
  */
 export const MAX_RESERVATION_EXTENTS = 0xffffffff >>> 6;
 
-/** A gfn list, checked and converted in bulk to a BigUint64Array (foreign-memory.ts toGfnArray). */
-const gfnList = z.custom<unknown>((v) => v !== undefined, 'a gfn list is required').transform((v, ctx) => {
-  try {
-    return toGfnArray('gfns', v, MAX_RESERVATION_EXTENTS);
-  } catch (e) {
-    const field = (e as { field?: string }).field ?? 'gfns';
-    ctx.issues.push({ code: 'custom', input: v, message: (e as Error).message.replace(/^[^:]*: /, ''), path: field === 'gfns' ? [] : [Number(/\[(\d+)\]/.exec(field)?.[1])] });
-    return z.NEVER;
-  }
-});
+const byDomid = sharedSchema(({ z, domidOrSelf }) => z.object({ domid: domidOrSelf }).strict());
 
 const SHORT_COUNT =
   'It never returns -EFAULT: every failure, a faulting copy included (the entry copy on a continuation too), ends the call early and the result is the absolute number of extents done. The caller resumes from that count, re-issuing the rest (extent_start advanced, nr_extents reduced) from pristine inputs.';
@@ -89,10 +76,11 @@ export const MEMORY_OP_ROWS = [
     source: [DO_MEMORY_OP, { file: 'xen/common/memory.c', function: 'populate_physmap' }],
     recovery: 'For a PV target, compare current_reservation with what you expect after a short count to spot the leaked extent.',
     verified: true,
-    args: z
-      .object({
+    args: ({ z, domidOrSelf, gfnList, u32 }) =>
+      z.object({
         domid: domidOrSelf,
-        gfns: gfnList,
+        // A BigUint64Array, Uint32Array, Float64Array or array of integers, converted in bulk.
+        gfns: gfnList(MAX_RESERVATION_EXTENTS),
         // Xen allows up to max_order() of the caller (18 for dom0) and reports more as 0 extents done.
         extent_order: u32.default(0),
         mem_flags: u32.default(0),
@@ -124,7 +112,7 @@ export const MEMORY_OP_ROWS = [
     reason: 'Copies the domid in and returns the domain\'s page count as the result; read-only.',
     source: [DO_MEMORY_OP],
     verified: true,
-    args: z.object({ domid: domidOrSelf }).strict(),
+    args: byDomid,
   }),
   defineRow({
     name: 'memory_op.maximum_reservation',
@@ -138,7 +126,7 @@ export const MEMORY_OP_ROWS = [
     reason: 'Copies the domid in and returns the domain\'s page limit as the result; read-only.',
     source: [DO_MEMORY_OP],
     verified: true,
-    args: z.object({ domid: domidOrSelf }).strict(),
+    args: byDomid,
   }),
   defineRow({
     name: 'memory_op.maximum_gpfn',
@@ -152,7 +140,7 @@ export const MEMORY_OP_ROWS = [
     reason: 'Copies the domid in and returns the highest gpfn as the result; read-only.',
     source: [DO_MEMORY_OP],
     verified: true,
-    args: z.object({ domid: domidOrSelf }).strict(),
+    args: byDomid,
   }),
   defineRow({
     name: 'memory_op.exchange',

@@ -9,12 +9,12 @@
 // count, the sub-command of platform_op), the row cannot decide it and is `unsafe` too, with the
 // rule in its reason and recovery.
 
-import { defineRow, type Citation, type Row, type RowSpec } from '../row.js';
+import { defineRow, type Citation, type Row, type RowInput, type RowSpec } from '../row.js';
 import type { HypercallName } from '../hypercalls.js';
 
 const DEFS: Citation = { file: 'xen/include/hypercall-defs.c', function: 'hypercall table (pv64)' };
 
-type Spec = Omit<RowSpec, 'name' | 'hypercall' | 'subop' | 'longRunning' | 'verified'> &
+type Spec = Omit<RowInput, 'name' | 'hypercall' | 'subop' | 'longRunning' | 'verified'> &
   Partial<Pick<RowSpec, 'longRunning' | 'verified'>>;
 
 const call = (hypercall: HypercallName, spec: Spec): Row =>

@@ -1,14 +1,12 @@
 // Table rows for xen_version and console_io.
 
-import { z } from 'zod';
 import { defineRow, type Citation } from '../row.js';
 import { CONSOLEIO, XENVER } from '../numbers.js';
-import { u32 } from '../schemas.js';
+import { noArgs } from '../schemas.js';
 
 const DO_XEN_VERSION: Citation = { file: 'xen/common/kernel.c', function: 'do_xen_version' };
 const DO_CONSOLE_IO: Citation = { file: 'xen/drivers/char/console.c', function: 'do_console_io' };
 
-const noArgs = z.object({}).strict();
 
 const versionString = (name: keyof typeof XENVER, what: string, typed = true) =>
   defineRow({
@@ -55,7 +53,7 @@ export const XEN_VERSION_ROWS = [
     reason: 'Copies struct xen_feature_info in (submap_idx) and back out (submap); read-only.',
     source: [DO_XEN_VERSION],
     verified: true,
-    args: z.object({ submap_idx: u32.default(0) }).strict(),
+    args: ({ z, u32 }) => z.object({ submap_idx: u32.default(0) }).strict(),
   }),
   defineRow({
     name: 'xen_version.pagesize',

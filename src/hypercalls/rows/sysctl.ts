@@ -5,8 +5,7 @@
 // debug_keys, page_offline_op and the arch sub-ops (which copy what they need themselves). So
 // every default sub-op can return -EFAULT after its effect; whether that matters depends on it.
 
-import { z } from 'zod';
-import { defineRow, type Citation, type Row, subopRows, withLayout } from '../row.js';
+import { defineRow, type Citation, subopRows, withArgs, withLayout } from '../row.js';
 import { SYSCTL } from '../numbers.js';
 import {
   xen_sysctl_cpupool_op,
@@ -23,7 +22,7 @@ import {
   xen_sysctl_sched_id,
   xen_sysctl_tbuf_op,
 } from '../structs.js';
-import { domid, u32 } from '../schemas.js';
+import { noArgs } from '../schemas.js';
 import { HypercallBuffer } from '../../buffers.js';
 import { XEN_SYSCTL_CPUPOOL_OP, XEN_SYSCTL_LIVEPATCH, XEN_SYSCTL_PERFCOP, XEN_SYSCTL_PM_OP, XEN_SYSCTL_TBUFOP } from './constants.js';
 
@@ -41,10 +40,6 @@ const readOnly = (op: keyof typeof SYSCTL, what: string, source: readonly Citati
     source,
   });
 
-/** Gives a row built by a helper above the typed call's argument schema. */
-const withArgs = (row: Row, args: z.ZodType): Row => Object.freeze({ ...row, args });
-
-const noArgs = z.object({}).strict();
 
 const cpupoolMode = (op: keyof typeof XEN_SYSCTL_CPUPOOL_OP) => ({ field: 'op', value: XEN_SYSCTL_CPUPOOL_OP[op] }) as const;
 
@@ -65,8 +60,8 @@ export const SYSCTL_ROWS = [
     recovery:
       'Read with clear=0 (incremental, from your own index) and clear separately. If clear is needed, zero the buffer first: after an EFAULT the text that arrived is in the buffer up to the first NUL (count was not updated); keep it, and re-read incrementally for anything newer.',
     verified: true,
-    args: z
-      .object({
+    args: ({ z, u32 }) =>
+      z.object({
         clear: z.boolean().default(false),
         incremental: z.boolean().default(false),
         index: u32.default(0),
@@ -105,7 +100,7 @@ export const SYSCTL_ROWS = [
     reason: 'Read-only: the struct is filled and copied back; an EFAULT on either copy changes nothing.',
     source: [DO_SYSCTL, { file: 'xen/arch/x86/sysctl.c', function: 'arch_do_physinfo' }],
     verified: true,
-    args: z.object({}).strict(),
+    args: noArgs,
   }),
   withArgs(withLayout(readOnly('sched_id', 'the scheduler id is copied back', [DO_SYSCTL]), xen_sysctl_sched_id), noArgs),
   defineRow({
@@ -136,10 +131,8 @@ export const SYSCTL_ROWS = [
       'Read-only: one getdomaininfo record is copied out per domain from first_domain on, then num_domains is copied back; an EFAULT anywhere changes no state.',
     source: [DO_SYSCTL],
     verified: true,
-    args: z
-      // Without max_domains the typed call pages through every domain from first_domain.
-      .object({ first_domain: domid.default(0), max_domains: z.number().int().min(1).max(4096).optional() })
-      .strict(),
+    // Without max_domains the typed call pages through every domain from first_domain.
+    args: ({ z, domid }) => z.object({ first_domain: domid.default(0), max_domains: z.number().int().min(1).max(4096).optional() }).strict(),
   }),
   defineRow({
     name: 'sysctl.debug_keys',
@@ -159,7 +152,7 @@ export const SYSCTL_ROWS = [
   withArgs(
     withLayout(readOnly('getcpuinfo', 'idle time per CPU is copied out, then the count copied back', [DO_SYSCTL]), xen_sysctl_getcpuinfo),
     // Default: every cpu id (physinfo's max_cpu_id + 1), as libxc's callers size it.
-    z.object({ max_cpus: z.number().int().min(1).max(4096).optional() }).strict(),
+    ({ z }) => z.object({ max_cpus: z.number().int().min(1).max(4096).optional() }).strict(),
   ),
   readOnly('availheap', 'the free heap size is copied back', [DO_SYSCTL]),
   sysctl('get_pmstat', {
