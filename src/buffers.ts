@@ -13,6 +13,10 @@ export class HypercallBuffer {
   readonly size: number;
   readonly pages: number;
   /** @internal */ mem: BackendPages | null;
+  /** The view view() hands out, made on first use (a DataView costs more than a hypercall's own JS). */
+  private sized: DataView | null = null;
+  /** @internal A view of all its pages, for reads at any offset (classification). */
+  whole: DataView | null = null;
 
   /** @internal */
   constructor(mem: BackendPages, size: number) {
@@ -34,10 +38,10 @@ export class HypercallBuffer {
     return this.live().bytes.subarray(0, this.size);
   }
 
-  /** A DataView over the buffer, for struct codecs. Throws XEN_ERR_BUFFER_FREED after free. */
+  /** A DataView over the buffer, for struct codecs (the same one each time). Throws XEN_ERR_BUFFER_FREED after free. */
   view(): DataView {
     const b = this.live().bytes;
-    return new DataView(b.buffer, b.byteOffset, this.size);
+    return (this.sized ??= new DataView(b.buffer, b.byteOffset, this.size));
   }
 
   /** Copies `data` (bytes: a Uint8Array or Buffer) in at `offset`. */
@@ -83,6 +87,14 @@ export class BufferPool {
   private readonly cache: BackendPages[][] = Array.from({ length: CACHED_MAX_PAGES + 1 }, () => []);
   /** Sorted start addresses of live buffers, rebuilt lazily for address lookups. */
   private sorted: HypercallBuffer[] | null = null;
+  /**
+   * One page the typed calls build their own small structs in (a domctl, a sysctl, an event
+   * channel struct), kept for the handle's life: taking it is a flag, where a buffer from the
+   * cache is a page to zero, an object and two map updates. A call that finds it taken (calls in
+   * flight, a re-entrant call from a diagnostics subscriber) gets a buffer of its own.
+   */
+  private scratch: HypercallBuffer | null = null;
+  private scratchTaken = false;
 
   constructor(private readonly backend: Backend) {}
 
@@ -92,7 +104,8 @@ export class BufferPool {
     }
     const pages = Math.ceil(size / XEN_PAGE_SIZE);
     let mem = pages <= CACHED_MAX_PAGES ? this.cache[pages]!.pop() : undefined;
-    if (mem) mem.bytes.fill(0);
+    // A cached page is zeroed as far as the buffer reaches: nothing past `size` is handed out.
+    if (mem) mem.bytes.fill(0, 0, size);
     else mem = this.backend.allocPages(pages);
     const buf = new HypercallBuffer(mem, size);
     this.live.set(buf.address, buf);
@@ -133,6 +146,36 @@ export class BufferPool {
     return undefined;
   }
 
+  /**
+   * @internal A zeroed buffer of `size` bytes (at most a page) for one call's own struct, given
+   * back with giveBack(). It is not a live buffer of the handle: raw calls cannot name it.
+   */
+  takeStruct(size: number): HypercallBuffer {
+    if (this.scratchTaken || size > XEN_PAGE_SIZE) return this.alloc(size);
+    const s = (this.scratch ??= new HypercallBuffer(this.backend.allocPages(1), XEN_PAGE_SIZE));
+    this.scratchTaken = true;
+    s.mem!.bytes.fill(0, 0, size);
+    return s;
+  }
+
+  /** @internal Ends the use of a buffer from takeStruct(). */
+  giveBack(buf: HypercallBuffer): void {
+    if (buf === this.scratch) this.scratchTaken = false;
+    else if (!buf.freed) this.free(buf);
+  }
+
+  /** @internal readU32, bound once: the raw API hands it to classification on every call. */
+  readonly readU32Bound = (address: bigint): number | null => this.readU32(address);
+
+  /** @internal The u32 at `address` of the caller's memory (a sub-op), or null outside live buffers; makes no view. */
+  readU32(address: bigint): number | null {
+    const b = this.find(address, 4);
+    const mem = b?.mem;
+    if (!mem) return null;
+    const v = (b.whole ??= new DataView(mem.bytes.buffer, mem.bytes.byteOffset, mem.bytes.length));
+    return v.getUint32(address === b.address ? 0 : Number(address - b.address), true);
+  }
+
   /** Reads caller memory for classification: a view, or null outside live buffers. */
   readonly reader = (address: bigint, length: number): DataView | null => {
     const b = this.find(address, length);
@@ -149,5 +192,12 @@ export class BufferPool {
   drain(): void {
     for (const b of [...this.live.values()]) this.free(b);
     for (const slot of this.cache) for (const mem of slot.splice(0)) this.backend.freePages(mem);
+    const s = this.scratch;
+    if (s?.mem) {
+      this.scratch = null;
+      const mem = s.mem;
+      s.mem = null;
+      this.backend.freePages(mem);
+    }
   }
 }

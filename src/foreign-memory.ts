@@ -29,20 +29,38 @@ const GFN_LIMIT_HI = GFN_LIMIT / 2 ** 32; // the limit on a gfn's upper 32 bits
  * first bad index. `maxLength` bounds the count.
  */
 export function toGfnArray(field: string, gfns: unknown, maxLength: number): BigUint64Array {
+  return gfnArray(field, gfns, maxLength, true);
+}
+
+/**
+ * @internal toGfnArray() for callers that copy the list into memory of their own before anything
+ * can change it: a BigUint64Array is checked and handed back as it is, not copied.
+ */
+export function checkedGfns(field: string, gfns: unknown, maxLength: number): BigUint64Array {
+  return gfnArray(field, gfns, maxLength, false);
+}
+
+function gfnArray(field: string, gfns: unknown, maxLength: number, copy: boolean): BigUint64Array {
   const n = listLength(field, gfns);
   if (n === 0) throw new ValidationError(field, 'must not be empty');
   if (n > maxLength) throw new ValidationError(field, `has ${n} entries; at most ${maxLength} are allowed`);
-  const out = new BigUint64Array(n);
-  // x86-64 is little-endian: word 2i is a gfn's low half, 2i+1 its high half.
-  const out32 = new Uint32Array(out.buffer);
   const bad = (i: number, v: unknown): never => {
     throw new ValidationError(`${field}[${i}]`, `must be an integer from 0 to 2^40-1 (a frame number), got ${describeValue(v)}`);
   };
   if (gfns instanceof BigUint64Array) {
+    // The high halves alone say whether a gfn is below 2^40 (x86-64 is little-endian: word 2i
+    // is a gfn's low half, 2i+1 its high half).
     const in32 = new Uint32Array(gfns.buffer, gfns.byteOffset, n * 2);
-    for (let i = 0; i < n; i++) if (in32[2 * i + 1]! >= GFN_LIMIT_HI) bad(i, gfns[i]);
-    out.set(gfns);
-  } else if (gfns instanceof Uint32Array) {
+    // The limit is a power of two, so OR-ing the high halves together says at once whether any
+    // is over it, without a branch per entry; the first bad one is looked for only then.
+    let high = 0;
+    for (let i = 1; i < 2 * n; i += 2) high |= in32[i]!;
+    if (high >>> 0 >= GFN_LIMIT_HI) for (let i = 0; i < n; i++) if (in32[2 * i + 1]! >= GFN_LIMIT_HI) bad(i, gfns[i]);
+    return copy ? gfns.slice() : gfns;
+  }
+  const out = new BigUint64Array(n);
+  const out32 = new Uint32Array(out.buffer);
+  if (gfns instanceof Uint32Array) {
     // Every u32 is below the limit.
     for (let i = 0; i < n; i++) out32[2 * i] = gfns[i]!;
   } else {

@@ -95,60 +95,75 @@ export function widthOf(t: FieldType): number {
 
 /** Reads a struct at `base` (little-endian, as on x86). */
 export function decode<F extends FieldMap>(layout: StructLayout<F>, view: DataView, base = 0): Decoded<F> {
-  let d = decoders.get(layout);
-  if (!d) decoders.set(layout, (d = compileDecoder(layout)));
-  return d(view, base) as Decoded<F>;
+  return decoderOf(layout)(view, base) as Decoded<F>;
+}
+
+/**
+ * Writes the given fields of a struct at `base`; fields not given are left as they are (callers
+ * zero the struct first when they build one from scratch).
+ */
+export function encode<F extends FieldMap>(
+  layout: StructLayout<F>,
+  view: DataView,
+  base: number,
+  values: Partial<Decoded<F>>,
+): void {
+  encoderOf(layout)(view, base, values as Record<string, unknown>);
 }
 
 type Decoder = (view: DataView, base: number) => Record<string, unknown>;
+type Encoder = (view: DataView, base: number, values: Record<string, unknown>) => void;
 
-/** One decoder per layout, made on first use: layouts are frozen data. */
+/** One decoder and one encoder per layout, made on first use: layouts are frozen data. */
 const decoders = new WeakMap<StructLayout, Decoder>();
+const encoders = new WeakMap<StructLayout, Encoder>();
+
+/** The layout's decoder, for callers that decode on every call and keep it. */
+export function decoderOf(layout: StructLayout): Decoder {
+  let d = decoders.get(layout);
+  if (!d) decoders.set(layout, (d = compileDecoder(layout)));
+  return d;
+}
+
+/** The layout's encoder, for callers that encode on every call and keep it. */
+export function encoderOf(layout: StructLayout): Encoder {
+  let e = encoders.get(layout);
+  if (!e) encoders.set(layout, (e = compileEncoder(layout)));
+  return e;
+}
 
 /**
  * Builds a layout's decoder. The typed calls decode a struct on every call, and walking the
  * field map (a property added at a time, a switch per field) cost several times the hypercall's
  * own JavaScript; so the decoder is generated as one object literal with the scalar reads
- * inline (the names are the layout's own, quoted with JSON.stringify; nothing comes from
- * callers). Where code generation is disallowed (--disallow-code-generation-from-strings) it
- * falls back to the field walk; both give the same object, with the fields in layout order.
+ * inline, nested structs as nested literals (the names are the layout's own, quoted with
+ * JSON.stringify; nothing comes from callers). Where code generation is disallowed
+ * (--disallow-code-generation-from-strings) it falls back to the field walk; both give the same
+ * object, with the fields in layout order.
  */
 function compileDecoder(layout: StructLayout): Decoder {
   const subs: ((v: DataView, at: number) => unknown)[] = [];
-  const parts: string[] = [];
-  for (const name of Object.keys(layout.fields)) {
-    const f = layout.fields[name]!;
-    const at = `b + ${f.offset}`;
-    const t = f.type;
-    let expr: string;
-    switch (t.kind) {
-      case 'u8':
-        expr = `v.getUint8(${at})`;
-        break;
-      case 'u16':
-        expr = `v.getUint16(${at}, true)`;
-        break;
-      case 'u32':
-        expr = `v.getUint32(${at}, true)`;
-        break;
-      case 'i32':
-        expr = `v.getInt32(${at}, true)`;
-        break;
-      case 'u64':
-      case 'handle':
-        expr = `v.getBigUint64(${at}, true)`;
-        break;
-      case 'i64':
-        expr = `v.getBigInt64(${at}, true)`;
-        break;
-      default:
-        subs.push((v, a) => readField(t, v, a));
-        expr = `s[${subs.length - 1}](v, ${at})`;
+  const literal = (l: StructLayout, at: string): string => {
+    const parts: string[] = [];
+    for (const name of Object.keys(l.fields)) {
+      const f = l.fields[name]!;
+      const t = f.type;
+      const here = `${at} + ${f.offset}`;
+      let expr: string;
+      if (t.kind === 'struct') expr = literal(t.layout, `(${here})`);
+      else {
+        expr = scalarRead(t.kind, here) ?? '';
+        if (!expr) {
+          subs.push((v, a) => readField(t, v, a));
+          expr = `s[${subs.length - 1}](v, ${here})`;
+        }
+      }
+      parts.push(`${JSON.stringify(name)}: ${expr}`);
     }
-    parts.push(`${JSON.stringify(name)}: ${expr}`);
-  }
+    return `{ ${parts.join(', ')} }`;
+  };
   try {
-    return new Function('s', `"use strict"; return function decode(v, b) { return { ${parts.join(', ')} }; };`)(subs) as Decoder;
+    return new Function('s', `"use strict"; return function decode(v, b) { return ${literal(layout, 'b')}; };`)(subs) as Decoder;
   } catch {
     return (view, base) => {
       const out: Record<string, unknown> = {};
@@ -158,6 +173,88 @@ function compileDecoder(layout: StructLayout): Decoder {
       }
       return out;
     };
+  }
+}
+
+/** The inline read of a scalar at `at` (an expression), or null for the other kinds. */
+function scalarRead(kind: FieldType['kind'], at: string): string | null {
+  switch (kind) {
+    case 'u8':
+      return `v.getUint8(${at})`;
+    case 'u16':
+      return `v.getUint16(${at}, true)`;
+    case 'u32':
+      return `v.getUint32(${at}, true)`;
+    case 'i32':
+      return `v.getInt32(${at}, true)`;
+    case 'u64':
+    case 'handle':
+      return `v.getBigUint64(${at}, true)`;
+    case 'i64':
+      return `v.getBigInt64(${at}, true)`;
+    default:
+      return null;
+  }
+}
+
+/**
+ * Builds a layout's encoder: the given fields in the caller's order (for...in), each a case of a
+ * switch with its write inline, an unknown name an error, undefined skipped, as the field walk
+ * does it. Generated like the decoder, with the same fallback.
+ */
+function compileEncoder(layout: StructLayout): Encoder {
+  const walk: Encoder = (view, base, values) => {
+    for (const name in values) {
+      const f = layout.fields[name];
+      if (!f) throw new Error(`${layout.ctype} has no field ${name}`);
+      writeField(f.type, view, base + f.offset, values[name], `${layout.ctype}.${name}`);
+    }
+  };
+  const subs: ((v: DataView, at: number, x: unknown) => void)[] = [];
+  const cases: string[] = [];
+  for (const name of Object.keys(layout.fields)) {
+    const f = layout.fields[name]!;
+    const t = f.type;
+    const at = `b + ${f.offset}`;
+    let stmt: string;
+    switch (t.kind) {
+      case 'u8':
+        stmt = `v.setUint8(${at}, x)`;
+        break;
+      case 'u16':
+        stmt = `v.setUint16(${at}, x, true)`;
+        break;
+      case 'u32':
+        stmt = `v.setUint32(${at}, x, true)`;
+        break;
+      case 'i32':
+        stmt = `v.setInt32(${at}, x, true)`;
+        break;
+      case 'u64':
+      case 'handle':
+        stmt = `v.setBigUint64(${at}, BigInt(x), true)`;
+        break;
+      case 'i64':
+        stmt = `v.setBigInt64(${at}, BigInt(x), true)`;
+        break;
+      default: {
+        const path = `${layout.ctype}.${name}`;
+        subs.push((v, a, x) => writeField(t, v, a, x, path));
+        stmt = `s[${subs.length - 1}](v, ${at}, x)`;
+      }
+    }
+    cases.push(`case ${JSON.stringify(name)}: ${stmt}; break;`);
+  }
+  try {
+    return new Function(
+      's',
+      'unknown',
+      `"use strict"; return function encode(v, b, o) { for (const k in o) { const x = o[k]; if (x === undefined) continue; switch (k) { ${cases.join(' ')} default: unknown(k); } } };`,
+    )(subs, (name: string) => {
+      throw new Error(`${layout.ctype} has no field ${name}`);
+    }) as Encoder;
+  } catch {
+    return walk;
   }
 }
 
@@ -192,23 +289,6 @@ function readField(t: FieldType, v: DataView, at: number): unknown {
     }
     case 'struct':
       return decode(t.layout, v, at);
-  }
-}
-
-/**
- * Writes the given fields of a struct at `base`; fields not given are left as they are (callers
- * zero the struct first when they build one from scratch).
- */
-export function encode<F extends FieldMap>(
-  layout: StructLayout<F>,
-  view: DataView,
-  base: number,
-  values: Partial<Decoded<F>>,
-): void {
-  for (const name in values) {
-    const f = layout.fields[name];
-    if (!f) throw new Error(`${layout.ctype} has no field ${name}`);
-    writeField(f.type, view, base + f.offset, (values as Record<string, unknown>)[name], `${layout.ctype}.${name}`);
   }
 }
 

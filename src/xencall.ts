@@ -10,7 +10,7 @@ import { ErrorCodes, ValidationError, XencallError, describeValue } from './erro
 import { callSignal, checkBackend, optionBag, optionalFunction } from './input.js';
 import { handleOffsets, type StructLayout } from './layout.js';
 import { XEN_PAGE_SIZE } from './hypercalls/numbers.js';
-import { classify } from './hypercalls/table.js';
+import { classifyRaw, payloadOf, type Classification } from './hypercalls/table.js';
 import { resolvePolicy, type RetryPolicy } from './retry/decide.js';
 import { abortedBeforeStart, driveAsync, driveSync, runHypercall, runHypercallSync, sleepSync, type AsyncDriver, type CallPlan, type Program, type RunEnv, type SyncDriver } from './retry/runner.js';
 import { RetryStats, type OpCounters } from './retry/stats.js';
@@ -101,7 +101,8 @@ export class Xencall {
   private inflight = 0;
   /** Aborted by close(): ends backoff waits and cancels hypercalls still queued in the backend. */
   private readonly closing = closingController();
-  private readonly sleepSync: (ms: number) => void;
+  /** @internal The synchronous API's wait before a re-issue. */
+  readonly syncSleep: (ms: number) => void;
   private readonly sleepAsync: ((ms: number, signal?: AbortSignal) => Promise<void>) | undefined;
 
   constructor(backend: Backend, options?: OpenOptions) {
@@ -109,7 +110,7 @@ export class Xencall {
     this.backend = checkBackend('backend', backend);
     this.policy = o.policy;
     this.pool = new BufferPool(backend);
-    this.sleepSync = o.sleepSync ?? sleepSync;
+    this.syncSleep = o.sleepSync ?? sleepSync;
     this.sleepAsync = o.sleepAsync;
     const typed = bindTypedCalls(this);
     this.domctl = typed.async.domctl;
@@ -232,7 +233,7 @@ export class Xencall {
   hypercallSync(op: ArgValue, args: readonly ArgValue[] = []): bigint {
     // rawPlan() checks that the handle is open. The same steps as runHypercall() under
     // driveSync(), without the generator.
-    return runHypercallSync(this.rawPlan(op, args), this.env(), this.sleepSync);
+    return runHypercallSync(this.rawPlan(op, args), this.env(), this.syncSleep);
   }
 
   call0(op: ArgValue): Promise<bigint> {
@@ -288,17 +289,26 @@ export class Xencall {
   /** @internal */
   env(signal?: AbortSignal): RunEnv {
     // Without a signal the environment is the same for every call: built once.
-    if (!signal) return (this.plainEnv ??= { backend: this.backend, policy: this.policy, stats: this.retryStats, signal: undefined });
-    return { backend: this.backend, policy: this.policy, stats: this.retryStats, signal };
+    if (!signal) return (this.plainEnv ??= { backend: this.backend, policy: this.policy, stats: this.retryStats, signal: undefined, canFault: this.canFault() });
+    return { backend: this.backend, policy: this.policy, stats: this.retryStats, signal, canFault: this.canFault() };
   }
   private plainEnv: RunEnv | undefined;
+  private buffersCanFault: boolean | undefined;
+
+  /**
+   * Whether the backend's buffers can fault. A backend's answer is fixed for its life
+   * (libxencall's buffers_never_fault is whether /dev/xen/hypercall opened), so it is asked once.
+   */
+  private canFault(): boolean {
+    return (this.buffersCanFault ??= !this.backend.buffersNeverFault());
+  }
   private syncDriver: SyncDriver | undefined;
   private plainDriver: AsyncDriver | undefined;
 
   /** @internal Runs a program synchronously. */
   runSync<T>(program: Program<T>): T {
     this.checkOpen();
-    return driveSync(program, (this.syncDriver ??= { backend: this.backend, sleep: this.sleepSync }));
+    return driveSync(program, (this.syncDriver ??= { backend: this.backend, sleep: this.syncSleep }));
   }
 
   /**
@@ -336,40 +346,47 @@ export class Xencall {
     const regs = [0n, 0n, 0n, 0n, 0n];
     for (let i = 0; i < args.length; i++) {
       const a = args[i];
-      // Non-negative safe integers and bigints below 2^64 are taken as they are; toU64() does the
-      // rest and names the field (the name is only built when it is needed).
+      // Non-negative safe integers and bigints below 2^64 are taken as they are (small numbers
+      // from a table of bigints made once); toU64() does the rest and names the field (the name
+      // is only built when it is needed).
       regs[i] =
         typeof a === 'bigint' && a >= 0n && a < U64_LIMIT
           ? a
           : typeof a === 'number' && Number.isSafeInteger(a) && a >= 0
-            ? BigInt(a)
+            ? a < SMALL_BIGINTS.length
+              ? SMALL_BIGINTS[a]!
+              : BigInt(a)
             : toU64(`args[${i}]`, a);
     }
     // The struct is decoded only where the row choice or the verdict reads it.
-    const c = classify(opNum, regs, this.pool.reader, { decode: 'when-needed' });
+    const c = classifyRaw(opNum, regs, this.pool.readU32Bound, this.pool.reader);
     // Pristine inputs are only ever restored before a re-issue, so the runner asks for the
     // buffers the call can reach only when a re-issue is possible (never with /dev/xen/hypercall).
-    const inputs = () =>
-      this.reachableBuffers(regs, c.row?.layout && c.payloadAddress !== undefined ? { layout: c.row.layout, at: c.payloadAddress } : undefined);
+    const inputs = this.canFault() ? () => this.reachableBuffers(regs, c) : NO_BUFFERS;
     return { op: opNum, args: regs, subop: c.subop, row: c.row, decoded: c.decoded, inputs };
   }
 
   /** Buffers a call can read: those its arguments point into, and those its struct's handles point into. */
-  private reachableBuffers(args: readonly bigint[], payload: { layout: StructLayout; at: bigint } | undefined): HypercallBuffer[] {
+  private reachableBuffers(args: readonly bigint[], c: Classification): HypercallBuffer[] {
     const out: HypercallBuffer[] = [];
     const add = (b: HypercallBuffer | undefined) => {
       if (b && !out.includes(b)) out.push(b);
     };
     for (const a of args) add(this.pool.find(a));
-    if (payload) {
-      const v = this.pool.reader(payload.at, payload.layout.size);
-      if (v) for (const off of handleOffsetsOf(payload.layout)) add(this.pool.find(v.getBigUint64(off, true)));
+    const layout = c.row?.layout;
+    const at = c.payloadAddress ?? (c.hypercall ? payloadOf(c.hypercall, args) : undefined);
+    if (layout && at !== undefined) {
+      const v = this.pool.reader(at, layout.size);
+      if (v) for (const off of handleOffsetsOf(layout)) add(this.pool.find(v.getBigUint64(off, true)));
     }
     return out;
   }
 }
 
 const U64_LIMIT = 1n << 64n;
+/** Bigints of the small numbers raw callers pass (sub-ops, domids, counts): made once, not per call. */
+const SMALL_BIGINTS: readonly bigint[] = Array.from({ length: 1024 }, (_, i) => BigInt(i));
+const NO_BUFFERS: readonly HypercallBuffer[] = Object.freeze([]);
 
 /**
  * The controller close() aborts. Every call waiting in the backend listens to its signal, and

@@ -32,12 +32,15 @@ function checkValue(def: Def, name: string): unknown {
 /** Values around what `schema` accepts: in range, at and past its bounds, and junk. */
 function arbitraryFor(schema: zod.ZodType, depth = 0): fc.Arbitrary<unknown> {
   const def = defOf(schema);
-  const mixed = (a: fc.Arbitrary<unknown>) => fc.oneof({ arbitrary: a, weight: 6 }, { arbitrary: junk, weight: 1 });
+  const mixed = (a: fc.Arbitrary<unknown>) => fc.oneof({ arbitrary: a, weight: 12 }, { arbitrary: junk, weight: 1 });
   switch (def.type) {
     case 'object': {
       const shape = def.shape as Record<string, zod.ZodType>;
       const fields = Object.fromEntries(Object.entries(shape).map(([k, s]) => [k, arbitraryFor(s, depth + 1)]));
-      const base = fc.record(fields, { requiredKeys: [] }).map((o) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined || Math.random() < 0.1)));
+      // An undefined value is mostly a key left out, sometimes a key given as undefined.
+      const base = fc
+        .tuple(fc.record(fields, { requiredKeys: [] }), fc.boolean())
+        .map(([o, keepUndefined]) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined || keepUndefined)));
       const withExtra = fc.tuple(base, fc.constantFrom('extra', 'domian', '__proto__x')).map(([o, k]) => ({ ...o, [k]: 1 }));
       return fc.oneof({ arbitrary: base, weight: 8 }, { arbitrary: withExtra, weight: 1 }, { arbitrary: junk, weight: 1 });
     }
@@ -46,7 +49,12 @@ function arbitraryFor(schema: zod.ZodType, depth = 0): fc.Arbitrary<unknown> {
       const lte = checkValue(def, 'less_than') as { value: number } | undefined;
       const min = Math.max(gte?.value ?? -(2 ** 53), -(2 ** 53));
       const max = Math.min(lte?.value ?? 2 ** 53, 2 ** 53);
-      return mixed(fc.oneof(fc.integer({ min: Math.max(min, -(2 ** 31)), max: Math.min(max, 2 ** 31 - 1) }), fc.constantFrom(min, max, min - 1, max + 1, min + 0.5, -0)));
+      return mixed(
+        fc.oneof(
+          { arbitrary: fc.integer({ min: Math.max(min, -(2 ** 31)), max: Math.min(max, 2 ** 31 - 1) }), weight: 8 },
+          { arbitrary: fc.constantFrom(min, max, min - 1, max + 1, min + 0.5, -0), weight: 2 },
+        ),
+      );
     }
     case 'bigint': {
       const gte = checkValue(def, 'greater_than') as { value: bigint } | undefined;
@@ -77,6 +85,7 @@ function arbitraryFor(schema: zod.ZodType, depth = 0): fc.Arbitrary<unknown> {
         fc.uint32Array({ maxLength: 5 }),
         fc.float64Array({ maxLength: 5 }),
         fc.uint8Array({ minLength: 15, maxLength: 17 }),
+        fc.uint8Array({ minLength: 16, maxLength: 16 }),
         fc.array(fc.oneof(fc.integer({ min: -1, max: 2 ** 31 }), fc.bigInt({ min: -1n, max: 2n ** 41n })), { maxLength: 5 }),
         junk,
       );

@@ -206,9 +206,12 @@ function compileTransform(fn: (v: unknown, ctx: unknown) => unknown): Compiled {
       }
     });
   }
+  // One context, emptied before each call: parsing is synchronous and our transforms keep nothing.
+  const issues: unknown[] = [];
+  const ctx = { value: undefined as unknown, issues, addIssue: (i: unknown) => void issues.push(i) };
   return plain((v) => {
-    const issues: unknown[] = [];
-    const ctx = { value: v, issues, addIssue: (i: unknown) => void issues.push(i) };
+    issues.length = 0;
+    ctx.value = v;
     try {
       const r = fn(v, ctx);
       return issues.length > 0 || r instanceof Promise ? NOT_PARSED : r;

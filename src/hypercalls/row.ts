@@ -126,8 +126,11 @@ export function defineRow<const F extends FieldMap>(spec: RowInput<F>): Row {
  * that builds it on first read (copies keep the getter, so nothing is built by copying).
  */
 function extendRow(row: Row, extra: { readonly layout?: StructLayout; readonly args?: ArgsSchema }): Row {
-  // A spread would read (and build) a schema getter; copying descriptors keeps it a getter.
-  const out: Record<string, unknown> = 'args' in row ? Object.defineProperties({}, Object.getOwnPropertyDescriptors(row)) : { ...row };
+  // A spread would read (and build) a schema getter; copying descriptors keeps it a getter. The
+  // index is a symbol, not enumerable: neither copies carry it over nor do spreads see it.
+  const { [ROW_INDEX]: _, ...descriptors } = Object.getOwnPropertyDescriptors(row) as PropertyDescriptorMap & { [ROW_INDEX]?: unknown };
+  const out: Record<string | symbol, unknown> = 'args' in row ? Object.defineProperties({}, descriptors) : { ...row };
+  Object.defineProperty(out, ROW_INDEX, { value: rowCount++ });
   if (extra.layout) Object.defineProperty(out, 'layout', { value: extra.layout, enumerable: true });
   if (extra.args) {
     const make = extra.args;
@@ -135,6 +138,17 @@ function extendRow(row: Row, extra: { readonly layout?: StructLayout; readonly a
     Object.defineProperty(out, 'args', { get: () => (schema ??= make(schemas())), enumerable: true });
   }
   return Object.freeze(out) as unknown as Row;
+}
+
+const ROW_INDEX = Symbol('row index');
+let rowCount = 0;
+
+/**
+ * A small integer of the row's own, dense over every row made: per-handle tables (the retry
+ * statistics) index arrays by it instead of hashing the row on every call.
+ */
+export function rowIndex(row: Row): number {
+  return (row as unknown as { [ROW_INDEX]: number })[ROW_INDEX];
 }
 
 /** Gives a row built by a helper the argument schema of its typed call. */

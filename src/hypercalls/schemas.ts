@@ -8,7 +8,7 @@
 
 import { createRequire } from 'node:module';
 import type * as zod from 'zod';
-import { toGfnArray } from '../foreign-memory.js';
+import { checkedGfns } from '../foreign-memory.js';
 import { DOMID } from './numbers.js';
 
 type Z = typeof zod.z;
@@ -32,7 +32,7 @@ export interface Schemas {
   readonly domainHandle: zod.ZodType<Uint8Array, string | Uint8Array>;
   /**
    * A gfn list of 1 to `max` frame numbers, checked and converted in bulk to a BigUint64Array by
-   * foreign-memory.ts toGfnArray (the one converter of gfn lists): typed arrays stay typed, and
+   * foreign-memory.ts (toGfnArray, the one converter of gfn lists): typed arrays stay typed, and
    * 10^5 gfns never become 10^5 BigInt objects.
    */
   readonly gfnList: (max: number) => zod.ZodType<BigUint64Array, unknown>;
@@ -79,7 +79,9 @@ function buildSchemas(z: Z): Schemas {
     if (!s) {
       s = z.custom<unknown>((v) => v !== undefined, 'a gfn list is required').transform((v, ctx) => {
         try {
-          return toGfnArray('gfns', v, max);
+          // A BigUint64Array comes back as it is: the typed calls copy the list into their own
+          // buffers (populate_physmap, which reads it again after waits, into a copy of its own).
+          return checkedGfns('gfns', v, max);
         } catch (e) {
           // toGfnArray names the entry ("gfns[3]"); the issue carries its index as the path.
           const field = (e as { field?: string }).field ?? 'gfns';
@@ -113,10 +115,11 @@ export function uuidToBytes(uuid: string): Uint8Array {
 /** Two hex digits per byte value, for bytesToUuid. */
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
-/** 16 bytes as a UUID string (8-4-4-4-12 lowercase hex digits). */
-export function bytesToUuid(b: Uint8Array): string {
+/** The 16 bytes at `at` as a UUID string (8-4-4-4-12 lowercase hex digits). */
+export function bytesToUuid(b: Uint8Array, at = 0): string {
   return (
-    HEX[b[0]!]! + HEX[b[1]!]! + HEX[b[2]!]! + HEX[b[3]!]! + '-' + HEX[b[4]!]! + HEX[b[5]!]! + '-' + HEX[b[6]!]! + HEX[b[7]!]! + '-' +
-    HEX[b[8]!]! + HEX[b[9]!]! + '-' + HEX[b[10]!]! + HEX[b[11]!]! + HEX[b[12]!]! + HEX[b[13]!]! + HEX[b[14]!]! + HEX[b[15]!]!
+    HEX[b[at]!]! + HEX[b[at + 1]!]! + HEX[b[at + 2]!]! + HEX[b[at + 3]!]! + '-' + HEX[b[at + 4]!]! + HEX[b[at + 5]!]! + '-' +
+    HEX[b[at + 6]!]! + HEX[b[at + 7]!]! + '-' + HEX[b[at + 8]!]! + HEX[b[at + 9]!]! + '-' +
+    HEX[b[at + 10]!]! + HEX[b[at + 11]!]! + HEX[b[at + 12]!]! + HEX[b[at + 13]!]! + HEX[b[at + 14]!]! + HEX[b[at + 15]!]!
   );
 }

@@ -33,7 +33,7 @@ export const TABLE: readonly Row[] = Object.freeze([
 
 const byName = new Map<string, Row>();
 
-/** The rows of one (hypercall, sub-op), with what classify() needs to know about them up front. */
+/** The rows of one (hypercall, sub-op), with what classification needs to know about them up front. */
 interface SubopRows {
   readonly rows: readonly Row[];
   /** The row whose layout decodes the argument struct (a layout row first, else the first). */
@@ -42,37 +42,69 @@ interface SubopRows {
   readonly plain: Row | undefined;
   /** Whether a row's choice or verdict reads the decoded struct (a per-mode row or a condition). */
   readonly decides: boolean;
+  /**
+   * The raw API's answer for every call of this (hypercall, sub-op) where no row reads the
+   * struct: one frozen object, so classifying such a call allocates nothing.
+   */
+  readonly fixed: Classification | undefined;
 }
 
-/**
- * Numeric key op * 2^33 + subop (2^32 for none; sub-ops are 32-bit) -> rows; a plain row first,
- * then per-mode rows. A number, not a string, so the per-call lookup builds nothing.
- */
-const bySubop = new Map<number, SubopRows>();
-
-const NO_SUBOP = 0x1_0000_0000;
-function subopKey(op: number, subop: number | null): number {
-  return op * 0x2_0000_0000 + (subop ?? NO_SUBOP);
+/** One hypercall's rows by sub-op: small sub-ops in an array, the rest in a map, the row without one aside. */
+interface OpRows {
+  readonly hypercall: HypercallSpec;
+  readonly small: (SubopRows | undefined)[];
+  readonly large: Map<number, SubopRows>;
+  readonly none: SubopRows | undefined;
 }
+
+/** Sub-ops below this are array-indexed: every sub-op of the hypercalls a toolstack issues most. */
+const SMALL_SUBOPS = 256;
+
+/** By hypercall number (all below 64): a lookup per call that builds nothing and hashes nothing. */
+const byOp: (OpRows | undefined)[] = [];
 
 {
-  const lists = new Map<number, Row[]>();
+  const lists = new Map<number, Map<number | null, Row[]>>();
   for (const row of TABLE) {
     if (byName.has(row.name)) throw new Error(`duplicate table row ${row.name}`);
     byName.set(row.name, row);
-    const key = subopKey(HYPERCALLS[row.hypercall].number, row.subop);
-    const list = lists.get(key) ?? [];
+    const number = HYPERCALLS[row.hypercall].number;
+    const perOp = lists.get(number) ?? new Map<number | null, Row[]>();
+    lists.set(number, perOp);
+    const list = perOp.get(row.subop) ?? [];
     list.push(row);
-    lists.set(key, list);
+    perOp.set(row.subop, list);
   }
-  for (const [key, rows] of lists) {
-    bySubop.set(key, {
-      rows,
-      withLayout: rows.find((r) => r.layout) ?? rows[0]!,
-      plain: rows.find((r) => !r.mode),
-      decides: rows.some((r) => r.mode !== undefined || r.condition !== undefined),
-    });
+  for (const [number, perOp] of lists) {
+    const hypercall = hypercallByNumber(number)!;
+    const entry = (subop: number | null, rows: Row[]): SubopRows => {
+      const plain = rows.find((r) => !r.mode);
+      const decides = rows.some((r) => r.mode !== undefined || r.condition !== undefined);
+      return {
+        rows,
+        withLayout: rows.find((r) => r.layout) ?? rows[0]!,
+        plain,
+        decides,
+        fixed: decides ? undefined : Object.freeze({ hypercall, subop, row: plain, decoded: undefined, payloadAddress: undefined }),
+      };
+    };
+    const op: OpRows = { hypercall, small: [], large: new Map(), none: perOp.has(null) ? entry(null, perOp.get(null)!) : undefined };
+    for (const [subop, rows] of perOp) {
+      if (subop === null) continue;
+      if (subop >= 0 && subop < SMALL_SUBOPS) op.small[subop] = entry(subop, rows);
+      else op.large.set(subop, entry(subop, rows));
+    }
+    byOp[number] = op;
   }
+}
+
+/**
+ * The rows of (hypercall, sub-op). A hypercall whose sub-ops the table does not list one by one
+ * has a single row for all of them (platform_op, vcpu_op, kexec_op, ...): that is the fallback.
+ */
+function subopRows(op: OpRows, subop: number | null): SubopRows | undefined {
+  if (subop === null) return op.none;
+  return (subop >= 0 && subop < SMALL_SUBOPS ? op.small[subop] : op.large.get(subop)) ?? op.none;
 }
 
 export function rowByName(name: string): Row | undefined {
@@ -109,43 +141,74 @@ export interface ClassifyOptions {
 export function classify(op: number, args: readonly bigint[], read: MemoryReader, options: ClassifyOptions = {}): Classification {
   const hypercall = hypercallByNumber(op);
   if (!hypercall) return unclassified(hypercall, null);
-
-  let subop: number | null = null;
-  const loc = hypercall.subop;
-  if (loc?.from === 'arg') {
-    subop = Number(BigInt.asUintN(32, args[loc.arg] ?? 0n)) & (loc.mask ?? 0xffffffff);
-  } else if (loc?.from === 'struct') {
-    const at = args[loc.arg] ?? 0n;
-    const v = read(loc.offset === 0 ? at : at + BigInt(loc.offset), 4);
-    if (!v) return unclassified(hypercall, null);
-    subop = v.getUint32(0, true);
-  } else if (loc?.from === 'dm_op') {
-    return unclassified(hypercall, null); // dm_op rows carry no layout; the table keeps raw dm_op unclassified.
-  }
-
-  // A hypercall whose sub-ops the table does not list one by one has a single row for all of
-  // them (platform_op, vcpu_op, kexec_op, ...): fall back to it.
-  const entry = bySubop.get(subopKey(hypercall.number, subop)) ?? bySubop.get(subopKey(hypercall.number, null));
+  const subop = subopOf(hypercall, args, (address) => read(address, 4)?.getUint32(0, true) ?? null);
+  if (subop === undefined) return unclassified(hypercall, null);
+  const entry = subopRows(byOp[hypercall.number]!, subop);
   if (!entry) return unclassified(hypercall, subop);
+  const payloadAddress = payloadOf(hypercall, args);
+  const decoded = entry.decides || options.decode !== 'when-needed' ? decodePayload(entry, payloadAddress, read) : undefined;
+  return { hypercall, subop, row: rowFor(entry, decoded), decoded, payloadAddress };
+}
 
-  const payloadAddress = hypercall.payload
-    ? hypercall.payload.offset === 0
-      ? (args[hypercall.payload.arg] ?? 0n)
-      : (args[hypercall.payload.arg] ?? 0n) + BigInt(hypercall.payload.offset)
-    : undefined;
-  const { withLayout } = entry;
-  let decoded: Record<string, unknown> | undefined;
-  if (withLayout.layout && payloadAddress !== undefined && (entry.decides || options.decode !== 'when-needed')) {
-    const v = read(payloadAddress, withLayout.layout.size);
-    if (v) decoded = decode(withLayout.layout, v, 0);
+/**
+ * @internal classify() with `decode: 'when-needed'` for the raw API, without the allocations:
+ * a (hypercall, sub-op) whose rows do not read the struct answers with one shared object, and
+ * the sub-op is read with `readU32` (no view made). Its payloadAddress is left undefined where the
+ * struct was not read (payloadOf() gives it when a re-issue needs it).
+ */
+export function classifyRaw(op: number, args: readonly bigint[], readU32: (address: bigint) => number | null, read: MemoryReader): Classification {
+  const ops = byOp[op];
+  if (!ops) return classify(op, args, read, { decode: 'when-needed' });
+  const hypercall = ops.hypercall;
+  const subop = subopOf(hypercall, args, readU32);
+  if (subop === undefined) return unclassified(hypercall, null);
+  const entry = subopRows(ops, subop);
+  if (!entry) return unclassified(hypercall, subop);
+  // The shared answer carries its own sub-op: a fallback row's calls say which they were.
+  if (entry.fixed && entry.fixed.subop === subop) return entry.fixed;
+  if (!entry.decides) return { hypercall, subop, row: entry.plain, decoded: undefined, payloadAddress: undefined };
+  const payloadAddress = payloadOf(hypercall, args);
+  const decoded = decodePayload(entry, payloadAddress, read);
+  return { hypercall, subop, row: rowFor(entry, decoded), decoded, payloadAddress };
+}
+
+/** The sub-op as Xen reads it; null for a hypercall without one, undefined where it cannot be read. */
+function subopOf(hypercall: HypercallSpec, args: readonly bigint[], readU32: (address: bigint) => number | null): number | null | undefined {
+  const loc = hypercall.subop;
+  if (loc === null) return null;
+  if (loc.from === 'arg') {
+    const a = args[loc.arg] ?? 0n;
+    return (a <= 0xffffffffn ? Number(a) : Number(BigInt.asUintN(32, a))) & (loc.mask ?? 0xffffffff);
   }
+  if (loc.from === 'struct') {
+    const at = args[loc.arg] ?? 0n;
+    return readU32(loc.offset === 0 ? at : at + BigInt(loc.offset)) ?? undefined;
+  }
+  return undefined; // dm_op rows carry no layout; the table keeps raw dm_op unclassified.
+}
 
-  let row = entry.plain;
+/** Where the sub-op's argument struct is, for a hypercall that has one. */
+export function payloadOf(hypercall: HypercallSpec, args: readonly bigint[]): bigint | undefined {
+  const p = hypercall.payload;
+  if (!p) return undefined;
+  const base = args[p.arg] ?? 0n;
+  return p.offset === 0 ? base : base + BigInt(p.offset);
+}
+
+function decodePayload(entry: SubopRows, payloadAddress: bigint | undefined, read: MemoryReader): Record<string, unknown> | undefined {
+  const layout = entry.withLayout.layout;
+  if (!layout || payloadAddress === undefined) return undefined;
+  const v = read(payloadAddress, layout.size);
+  return v ? decode(layout, v, 0) : undefined;
+}
+
+/** The per-mode row the decoded struct selects, else the plain one. */
+function rowFor(entry: SubopRows, decoded: Record<string, unknown> | undefined): Row | undefined {
   if (decoded) {
-    const moded = entry.rows.find((r) => r.mode && decoded![r.mode.field] === r.mode.value);
-    if (moded) row = moded;
+    const moded = entry.rows.find((r) => r.mode && decoded[r.mode.field] === r.mode.value);
+    if (moded) return moded;
   }
-  return { hypercall, subop, row, decoded, payloadAddress };
+  return entry.plain;
 }
 
 /** The answer without a row (built only on the paths that give it, not on every call). */

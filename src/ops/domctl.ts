@@ -6,6 +6,7 @@ import { HypercallError, ValidationError, type XencallError } from '../errors.js
 import { XEN_DOMINF, SHADOW_OP, XEN_DOMCTL_SHADOW } from '../hypercalls/numbers.js';
 import { bytesToUuid } from '../hypercalls/schemas.js';
 import {
+  xen_arch_domainconfig,
   xen_domctl_createdomain,
   xen_domctl_getdomaininfo,
   xen_domctl_getpageframeinfo3,
@@ -25,7 +26,7 @@ import { XEN_VCPUAFFINITY } from '../hypercalls/values.js';
 import { decode, type Decoded } from '../layout.js';
 import type { Row } from '../hypercalls/row.js';
 import type { Program } from '../retry/runner.js';
-import { cpuIdCount, domctl, hiddenFault, lowWords, syntheticError, typedOp, withBuffers, writeU64s, type OpCtx } from './helpers.js';
+import { cpuIdCount, domctl, domctlOp, hiddenFault, lowWords, syntheticError, typedOp, withBuffers, writeU64s, type OpCtx } from './helpers.js';
 import { describeFinish, finishPending, mayHaveLeftPending, withFinding } from './log-dirty.js';
 
 
@@ -63,10 +64,52 @@ export interface DomainInfo {
   arch_config: { emulation_flags: number; misc_flags: number };
 }
 
-export function toDomainInfo(d: Decoded<typeof xen_domctl_getdomaininfo.fields>): DomainInfo {
-  const f = d.flags;
+/** Where getdomaininfo's fields are: offsets from the probe-checked layout, read once. */
+const GDI = Object.fromEntries(Object.entries(xen_domctl_getdomaininfo.fields).map(([k, f]) => [k, f.offset])) as Record<keyof typeof xen_domctl_getdomaininfo.fields, number>;
+const ARCH = xen_arch_domainconfig.fields;
+const GDI_EMULATION = GDI.arch_config + ARCH.emulation_flags.offset;
+const GDI_MISC = GDI.arch_config + ARCH.misc_flags.offset;
+
+/** A domain's handle as last formatted, with the four words it came from. */
+interface KnownHandle {
+  readonly w0: number;
+  readonly w1: number;
+  readonly w2: number;
+  readonly w3: number;
+  readonly uuid: string;
+}
+
+/**
+ * The last handle formatted per domid. A domain's handle rarely changes, and formatting a UUID
+ * costs as much as the rest of a DomainInfo; comparing four words costs next to nothing. At most
+ * one entry per domid (below 0x7ff0), shared by every handle: the string is a pure function of
+ * the bytes.
+ */
+const knownHandles = new Map<number, KnownHandle>();
+
+/** The 16-byte handle at `at` as a UUID string, formatted again only when its bytes changed. */
+function handleAt(v: DataView, bytes: Uint8Array, at: number, domid: number): string {
+  const w0 = v.getUint32(at, true);
+  const w1 = v.getUint32(at + 4, true);
+  const w2 = v.getUint32(at + 8, true);
+  const w3 = v.getUint32(at + 12, true);
+  const k = knownHandles.get(domid);
+  if (k && k.w0 === w0 && k.w1 === w1 && k.w2 === w2 && k.w3 === w3) return k.uuid;
+  const uuid = bytesToUuid(bytes, at);
+  knownHandles.set(domid, { w0, w1, w2, w3, uuid });
+  return uuid;
+}
+
+/**
+ * The DomainInfo of the struct xen_domctl_getdomaininfo at `b`, read straight from the call's
+ * buffer (`bytes` is the same memory as `v`, from the same start): one object, no intermediate
+ * decode. Each field is read with its layout type's width (test/typed-calls.test.ts compares it
+ * with the layout's decoder).
+ */
+export function domainInfoAt(v: DataView, bytes: Uint8Array, b: number): DomainInfo {
+  const f = v.getUint32(b + GDI.flags, true);
   return {
-    domid: d.domain,
+    domid: v.getUint16(b + GDI.domain, true),
     flags: f,
     dying: (f & XEN_DOMINF.dying) !== 0,
     shutdown: (f & XEN_DOMINF.shutdown) !== 0,
@@ -78,24 +121,26 @@ export function toDomainInfo(d: Decoded<typeof xen_domctl_getdomaininfo.fields>)
     xs_domain: (f & XEN_DOMINF.xs_domain) !== 0,
     hap: (f & XEN_DOMINF.hap) !== 0,
     shutdown_reason: (f >>> XEN_DOMINF.shutdownshift) & XEN_DOMINF.shutdownmask,
-    tot_pages: d.tot_pages,
-    max_pages: d.max_pages,
-    outstanding_pages: d.outstanding_pages,
-    shr_pages: d.shr_pages,
-    paged_pages: d.paged_pages,
-    shared_info_frame: d.shared_info_frame,
-    cpu_time: d.cpu_time,
-    nr_online_vcpus: d.nr_online_vcpus,
-    max_vcpu_id: d.max_vcpu_id,
-    ssidref: d.ssidref,
-    handle: bytesToUuid(d.handle),
-    cpupool: d.cpupool,
-    gpaddr_bits: d.gpaddr_bits,
-    arch_config: { emulation_flags: d.arch_config.emulation_flags, misc_flags: d.arch_config.misc_flags },
+    tot_pages: v.getBigUint64(b + GDI.tot_pages, true),
+    max_pages: v.getBigUint64(b + GDI.max_pages, true),
+    outstanding_pages: v.getBigUint64(b + GDI.outstanding_pages, true),
+    shr_pages: v.getBigUint64(b + GDI.shr_pages, true),
+    paged_pages: v.getBigUint64(b + GDI.paged_pages, true),
+    shared_info_frame: v.getBigUint64(b + GDI.shared_info_frame, true),
+    cpu_time: v.getBigUint64(b + GDI.cpu_time, true),
+    nr_online_vcpus: v.getUint32(b + GDI.nr_online_vcpus, true),
+    max_vcpu_id: v.getUint32(b + GDI.max_vcpu_id, true),
+    ssidref: v.getUint32(b + GDI.ssidref, true),
+    handle: handleAt(v, bytes, b + GDI.handle, v.getUint16(b + GDI.domain, true)),
+    cpupool: v.getUint32(b + GDI.cpupool, true),
+    gpaddr_bits: v.getUint8(b + GDI.gpaddr_bits),
+    arch_config: { emulation_flags: v.getUint32(b + GDI_EMULATION, true), misc_flags: v.getUint32(b + GDI_MISC, true) },
   };
 }
 
 const nothing = (): void => undefined;
+/** The domain of a domctl whose arguments name it `domain`. */
+const byDomain = (a: { domain: number }): number => a.domain;
 
 export interface VcpuInfo {
   vcpu: number;
@@ -143,20 +188,25 @@ export interface ShadowBitmapResult {
 
 
 export const DOMCTL_OPS = {
-  getdomaininfo: typedOp('domctl.getdomaininfo', function* (ctx, a: { domain: number }, row) {
-    const { domain, out } = yield* domctl(ctx, row, a.domain, xen_domctl_getdomaininfo, {});
-    // Xen answers for the next domain at or above the id asked for; a typed lookup by id must
-    // not hand back some other domain.
-    if (domain !== a.domain) {
-      throw syntheticError(row, 'ESRCH', `domain ${a.domain} does not exist (Xen answered for domain ${domain}, the next one)`);
-    }
-    return toDomainInfo(out);
+  getdomaininfo: domctlOp('domctl.getdomaininfo', {
+    layout: xen_domctl_getdomaininfo,
+    domain: byDomain,
+    read: domainInfoAt,
+    answer: ({ domain, out }, a: { domain: number }, row) => {
+      // Xen answers for the next domain at or above the id asked for; a typed lookup by id must
+      // not hand back some other domain.
+      if (domain !== a.domain) {
+        throw syntheticError(row, 'ESRCH', `domain ${a.domain} does not exist (Xen answered for domain ${domain}, the next one)`);
+      }
+      return out;
+    },
   }),
 
-  createdomain: typedOp('domctl.createdomain', function* (ctx, a: Decoded<typeof xen_domctl_createdomain.fields> & { domain: number }, row) {
-    const { domain, ...config } = a;
-    const r = yield* domctl(ctx, row, domain, xen_domctl_createdomain, config);
-    return { domid: r.domain };
+  createdomain: domctlOp('domctl.createdomain', {
+    layout: xen_domctl_createdomain,
+    domain: byDomain,
+    payload: ({ domain: _, ...config }: Decoded<typeof xen_domctl_createdomain.fields> & { domain: number }) => config,
+    answer: (r) => ({ domid: r.domain }),
   }),
 
   destroydomain: typedOp('domctl.destroydomain', function* (ctx, a: { domain: number }, row) {
@@ -169,48 +219,50 @@ export const DOMCTL_OPS = {
     }
   }),
 
-  pausedomain: typedOp('domctl.pausedomain', function* (ctx, a: { domain: number }, row) {
-    yield* domctl(ctx, row, a.domain, undefined, {});
-    return nothing();
+  pausedomain: domctlOp('domctl.pausedomain', { domain: byDomain, answer: nothing }),
+
+  unpausedomain: domctlOp('domctl.unpausedomain', { domain: byDomain, answer: nothing }),
+
+  setdomainhandle: domctlOp('domctl.setdomainhandle', {
+    layout: xen_domctl_setdomainhandle,
+    domain: byDomain,
+    payload: (a: { domain: number; handle: Uint8Array }) => ({ handle: a.handle }),
+    answer: nothing,
   }),
 
-  unpausedomain: typedOp('domctl.unpausedomain', function* (ctx, a: { domain: number }, row) {
-    yield* domctl(ctx, row, a.domain, undefined, {});
-    return nothing();
+  max_mem: domctlOp('domctl.max_mem', {
+    layout: xen_domctl_max_mem,
+    domain: byDomain,
+    payload: (a: { domain: number; max_memkb: bigint }) => ({ max_memkb: a.max_memkb }),
+    answer: nothing,
   }),
 
-  setdomainhandle: typedOp('domctl.setdomainhandle', function* (ctx, a: { domain: number; handle: Uint8Array }, row) {
-    yield* domctl(ctx, row, a.domain, xen_domctl_setdomainhandle, { handle: a.handle });
-    return nothing();
+  max_vcpus: domctlOp('domctl.max_vcpus', {
+    layout: xen_domctl_max_vcpus,
+    domain: byDomain,
+    payload: (a: { domain: number; max: number }) => ({ max: a.max }),
+    answer: nothing,
   }),
 
-  max_mem: typedOp('domctl.max_mem', function* (ctx, a: { domain: number; max_memkb: bigint }, row) {
-    yield* domctl(ctx, row, a.domain, xen_domctl_max_mem, { max_memkb: a.max_memkb });
-    return nothing();
-  }),
-
-  max_vcpus: typedOp('domctl.max_vcpus', function* (ctx, a: { domain: number; max: number }, row) {
-    yield* domctl(ctx, row, a.domain, xen_domctl_max_vcpus, { max: a.max });
-    return nothing();
-  }),
-
-  getpageframeinfo3: typedOp('domctl.getpageframeinfo3', function* (ctx, a: { domain: number; gfns: BigUint64Array }, row) {
-    const n = a.gfns.length;
-    return yield* withBuffers(ctx, [n * 8], function* ([arr]) {
+  getpageframeinfo3: domctlOp('domctl.getpageframeinfo3', {
+    layout: xen_domctl_getpageframeinfo3,
+    domain: byDomain,
+    buffers: (a: { domain: number; gfns: BigUint64Array }) => [a.gfns.length * 8],
+    payload: (a, [arr]) => {
       writeU64s(arr!, a.gfns);
-      yield* domctl(ctx, row, a.domain, xen_domctl_getpageframeinfo3, { num: BigInt(n), array: arr!.address }, [arr!]);
-      // Xen overwrote each gfn with its XEN_DOMCTL_PFINFO_* type, a 64-bit slot whose upper half
-      // is zero: the types are XEN_DOMCTL_PFINFO_* flags in bits 28-31 (arch_do_domctl lines
-      // 267-317 at RELEASE-4.17.7), so the low halves are the whole answer.
-      const r: PageFrameTypes = { types: lowWords(arr!, n) };
-      return r;
-    });
+      return { num: BigInt(a.gfns.length), array: arr!.address };
+    },
+    // Xen overwrote each gfn with its XEN_DOMCTL_PFINFO_* type, a 64-bit slot whose upper half
+    // is zero: the types are XEN_DOMCTL_PFINFO_* flags in bits 28-31 (arch_do_domctl lines
+    // 267-317 at RELEASE-4.17.7), so the low halves are the whole answer.
+    answer: (_r, a, _row, [arr]): PageFrameTypes => ({ types: lowWords(arr!, a.gfns.length) }),
   }),
 
-  getvcpuinfo: typedOp('domctl.getvcpuinfo', function* (ctx, a: { domain: number; vcpu: number }, row) {
-    const { out } = yield* domctl(ctx, row, a.domain, xen_domctl_getvcpuinfo, { vcpu: a.vcpu });
-    const r: VcpuInfo = { vcpu: a.vcpu, online: out.online !== 0, blocked: out.blocked !== 0, running: out.running !== 0, cpu_time: out.cpu_time, cpu: out.cpu };
-    return r;
+  getvcpuinfo: domctlOp('domctl.getvcpuinfo', {
+    layout: xen_domctl_getvcpuinfo,
+    domain: byDomain,
+    payload: (a: { domain: number; vcpu: number }) => ({ vcpu: a.vcpu }),
+    answer: ({ out }, a): VcpuInfo => ({ vcpu: a.vcpu, online: out.online !== 0, blocked: out.blocked !== 0, running: out.running !== 0, cpu_time: out.cpu_time, cpu: out.cpu }),
   }),
 
   setvcpuaffinity: typedOp(
@@ -225,9 +277,11 @@ export const DOMCTL_OPS = {
     return yield* vcpuAffinity(ctx, row, a.domain, a.vcpu, XEN_VCPUAFFINITY.HARD | XEN_VCPUAFFINITY.SOFT, {});
   }),
 
-  settimeoffset: typedOp('domctl.settimeoffset', function* (ctx, a: { domain: number; time_offset_seconds: bigint }, row) {
-    yield* domctl(ctx, row, a.domain, xen_domctl_settimeoffset, { time_offset_seconds: a.time_offset_seconds });
-    return nothing();
+  settimeoffset: domctlOp('domctl.settimeoffset', {
+    layout: xen_domctl_settimeoffset,
+    domain: byDomain,
+    payload: (a: { domain: number; time_offset_seconds: bigint }) => ({ time_offset_seconds: a.time_offset_seconds }),
+    answer: nothing,
   }),
 
   gethvmcontext: typedOp('domctl.gethvmcontext', function* (ctx, a: { domain: number }, row) {
@@ -275,9 +329,11 @@ export const DOMCTL_OPS = {
       }
       return nothing();
     }),
-    enable_logdirty: typedOp('domctl.shadow_op.enable_logdirty', function* (ctx, a: { domain: number }, row) {
-      yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op: SHADOW_OP.ENABLE_LOGDIRTY });
-      return nothing();
+    enable_logdirty: domctlOp('domctl.shadow_op.enable_logdirty', {
+      layout: xen_domctl_shadow_op,
+      domain: byDomain,
+      payload: () => ({ op: SHADOW_OP.ENABLE_LOGDIRTY }),
+      answer: nothing,
     }),
     clean: typedOp('domctl.shadow_op.clean', function* (ctx, a: LogDirtyReadArgs, row) {
       return yield* logDirtyRead(ctx, row, SHADOW_OP.CLEAN, a);
@@ -285,13 +341,17 @@ export const DOMCTL_OPS = {
     peek: typedOp('domctl.shadow_op.peek', function* (ctx, a: LogDirtyReadArgs, row) {
       return yield* logDirtyRead(ctx, row, SHADOW_OP.PEEK, a);
     }),
-    get_allocation: typedOp('domctl.shadow_op.get_allocation', function* (ctx, a: { domain: number }, row) {
-      const r = yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op: SHADOW_OP.GET_ALLOCATION });
-      return { mb: r.out.mb };
+    get_allocation: domctlOp('domctl.shadow_op.get_allocation', {
+      layout: xen_domctl_shadow_op,
+      domain: byDomain,
+      payload: () => ({ op: SHADOW_OP.GET_ALLOCATION }),
+      answer: (r) => ({ mb: r.out.mb }),
     }),
-    set_allocation: typedOp('domctl.shadow_op.set_allocation', function* (ctx, a: { domain: number; mb: number }, row) {
-      const r = yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op: SHADOW_OP.SET_ALLOCATION, mb: a.mb });
-      return { mb: r.out.mb };
+    set_allocation: domctlOp('domctl.shadow_op.set_allocation', {
+      layout: xen_domctl_shadow_op,
+      domain: byDomain,
+      payload: (a: { domain: number; mb: number }) => ({ op: SHADOW_OP.SET_ALLOCATION, mb: a.mb }),
+      answer: (r) => ({ mb: r.out.mb }),
     }),
   },
 };

@@ -4,19 +4,21 @@
 import type { z } from 'zod';
 import type { BufferPool, HypercallBuffer } from '../buffers.js';
 import { ErrorCodes, HypercallError, ValidationError, XencallError, errnoNumber } from '../errors.js';
-import { decode, encode, type Decoded, type FieldMap, type StructLayout } from '../layout.js';
+import { decoderOf, encoderOf, type Decoded, type FieldMap, type StructLayout } from '../layout.js';
 import { HYPERCALLS } from '../hypercalls/hypercalls.js';
 import { rowByName } from '../hypercalls/table.js';
 import { NOT_PARSED, compileParser, type FastParser } from '../hypercalls/fast-parse.js';
 import type { Row } from '../hypercalls/row.js';
 import { DOMCTL_PAYLOAD_OFFSET, SYSCTL_PAYLOAD_OFFSET, xen_domctl, xen_sysctl, xen_sysctl_physinfo } from '../hypercalls/structs.js';
 import { XEN_DOMCTL_INTERFACE_VERSION, XEN_SYSCTL_INTERFACE_VERSION } from '../hypercalls/numbers.js';
-import { runHypercall, type Program, type RunEnv } from '../retry/runner.js';
+import { runHypercall, runHypercallSync, type CallPlan, type Program, type RunEnv } from '../retry/runner.js';
 import { decideRetry } from '../retry/decide.js';
 
 export interface OpCtx {
   readonly pool: BufferPool;
   readonly env: RunEnv;
+  /** The synchronous API's wait before a re-issue (the handle's sleep.sync). */
+  readonly sleepSync?: (ms: number) => void;
   /** What the handle has learnt about the host (kept per handle; absent: learn it every time). */
   readonly host?: HostFacts;
 }
@@ -34,10 +36,19 @@ export interface TypedOp<S extends z.ZodType = z.ZodType, R = unknown> {
   readonly run: (ctx: OpCtx, args: z.output<S>, row: Row) => Program<R>;
   /** Parses arguments as `schema` does: compiled from it for the common inputs, zod for the rest. */
   readonly parse: (input: unknown) => z.output<S>;
+  /**
+   * The same call as a plain function, for the synchronous API, where the call is simple enough
+   * to have one (one hypercall): no generator, no driver.
+   */
+  readonly runSync?: (ctx: OpCtx, args: z.output<S>, row: Row) => R;
 }
 
 /** Declares a typed call for a table row; its argument schema is the row's. */
-export function typedOp<R, A = any>(rowName: string, run: (ctx: OpCtx, args: A, row: Row) => Program<R>): TypedOp<z.ZodType<A>, R> {
+export function typedOp<R, A = any>(
+  rowName: string,
+  run: (ctx: OpCtx, args: A, row: Row) => Program<R>,
+  runSync?: (ctx: OpCtx, args: A, row: Row) => R,
+): TypedOp<z.ZodType<A>, R> {
   const row = rowByName(rowName);
   // `in`, not a read: reading builds the schema, which waits for the first call.
   if (!row || !('args' in row)) throw new Error(`typed call ${rowName} needs a table row with an args schema`);
@@ -48,6 +59,7 @@ export function typedOp<R, A = any>(rowName: string, run: (ctx: OpCtx, args: A, 
       return row.args as z.ZodType<A>;
     },
     run,
+    runSync,
     parse: (input) => {
       const v = (fast ??= compileParser(op.schema))(input ?? {});
       return v === NOT_PARSED ? zodParse(op, input) : (v as A);
@@ -72,25 +84,24 @@ function zodParse<S extends z.ZodType>(op: TypedOp<S, unknown>, input: unknown):
 
 /** Allocates buffers for the body and frees them however it ends. */
 export function* withBuffers<T>(ctx: OpCtx, sizes: readonly number[], body: (bufs: HypercallBuffer[]) => Program<T>): Program<T> {
-  const bufs: HypercallBuffer[] = [];
+  const bufs = allocAll(ctx.pool, sizes);
   try {
-    for (const s of sizes) bufs.push(ctx.pool.alloc(Math.max(1, s)));
     return yield* body(bufs);
   } finally {
-    for (const b of bufs) if (!b.freed) ctx.pool.free(b);
+    freeAll(ctx.pool, bufs);
   }
 }
 
 /** Copies 64-bit values into the start of a buffer, in one block where the memory is aligned. */
 export function writeU64s(buf: HypercallBuffer, values: BigUint64Array): void {
-  const b = buf.bytes;
+  const b = buf.live().bytes;
   if (b.byteOffset % 8 === 0) new BigUint64Array(b.buffer, b.byteOffset, values.length).set(values);
   else b.set(new Uint8Array(values.buffer, values.byteOffset, values.length * 8));
 }
 
 /** The low 32 bits of each of the first `n` 64-bit slots of a buffer (little-endian). */
 export function lowWords(buf: HypercallBuffer, n: number): Uint32Array {
-  const b = buf.bytes;
+  const b = buf.live().bytes;
   const out = new Uint32Array(n);
   if (b.byteOffset % 4 === 0) {
     const words = new Uint32Array(b.buffer, b.byteOffset, n * 2);
@@ -102,77 +113,243 @@ export function lowWords(buf: HypercallBuffer, n: number): Uint32Array {
   return out;
 }
 
-/** Issues a row's hypercall with the given registers; `inputs` are restored before re-issues. */
-export function issue(ctx: OpCtx, row: Row, args: readonly bigint[], inputs: readonly HypercallBuffer[], decoded?: Record<string, unknown>): Program<bigint> {
-  const regs = [0n, 0n, 0n, 0n, 0n];
-  args.forEach((a, i) => (regs[i] = a));
-  return runHypercall({ op: HYPERCALLS[row.hypercall].number, args: regs, subop: row.subop, row, decoded, inputs }, ctx.env);
+/** The plan of a row's hypercall with the given registers (missing ones are 0). */
+function planOf(row: Row, args: readonly bigint[], inputs: readonly HypercallBuffer[], decoded: Record<string, unknown> | undefined): CallPlan {
+  const regs = [args[0] ?? 0n, args[1] ?? 0n, args[2] ?? 0n, args[3] ?? 0n, args[4] ?? 0n];
+  return { op: HYPERCALLS[row.hypercall].number, args: regs, subop: row.subop, row, decoded, inputs };
 }
 
-export interface EnvelopeResult<F extends FieldMap> {
+/** Issues a row's hypercall with the given registers; `inputs` are restored before re-issues. */
+export function issue(ctx: OpCtx, row: Row, args: readonly bigint[], inputs: readonly HypercallBuffer[], decoded?: Record<string, unknown>): Program<bigint> {
+  return runHypercall(planOf(row, args, inputs, decoded), ctx.env);
+}
+
+/** issue() for the synchronous API: the runner's plain loop, no generator. */
+export function issueSync(ctx: OpCtx, row: Row, args: readonly bigint[], inputs: readonly HypercallBuffer[], decoded?: Record<string, unknown>): bigint {
+  return runHypercallSync(planOf(row, args, inputs, decoded), ctx.env, ctx.sleepSync);
+}
+
+export interface EnvelopeResult<T> {
   /** The envelope's domain field after the call (Xen rewrites it for getdomaininfo/createdomain). */
   readonly domain: number;
-  readonly out: Decoded<F>;
+  readonly out: T;
   readonly result: bigint;
 }
 
 /**
- * One domctl: builds struct xen_domctl (cmd, interface_version, domain, payload) in a buffer,
- * issues it and decodes the payload Xen left there. `extra` buffers are inputs too.
+ * Reads a call's answer out of its struct while the buffer is still the call's: the payload's
+ * view, its bytes (the same memory) and where the payload starts in both.
  */
-export function* domctl<F extends FieldMap>(
+export type PayloadReader<T> = (view: DataView, bytes: Uint8Array, at: number) => T;
+
+/** struct xen_domctl or xen_sysctl: where the header's fields and the payload are. */
+interface Envelope {
+  readonly size: number;
+  readonly cmd: number;
+  readonly version: number;
+  readonly interfaceVersion: number;
+  /** The domain field's offset; -1 for sysctl, which has none. */
+  readonly domain: number;
+  readonly payload: number;
+}
+
+const DOMCTL: Envelope = {
+  size: xen_domctl.size,
+  cmd: xen_domctl.fields.cmd.offset,
+  version: xen_domctl.fields.interface_version.offset,
+  interfaceVersion: XEN_DOMCTL_INTERFACE_VERSION,
+  domain: xen_domctl.fields.domain.offset,
+  payload: DOMCTL_PAYLOAD_OFFSET,
+};
+const SYSCTL: Envelope = {
+  size: xen_sysctl.size,
+  cmd: xen_sysctl.fields.cmd.offset,
+  version: xen_sysctl.fields.interface_version.offset,
+  interfaceVersion: XEN_SYSCTL_INTERFACE_VERSION,
+  domain: -1,
+  payload: SYSCTL_PAYLOAD_OFFSET,
+};
+
+/**
+ * Writes the envelope (cmd, interface_version, domain) and the payload into `buf` (zeroed) and
+ * decodes the input struct where the retry decision reads it (a conditional row).
+ */
+function writeEnvelope(e: Envelope, buf: HypercallBuffer, row: Row, domain: number, layout: StructLayout | undefined, payload: Record<string, unknown>): Record<string, unknown> | undefined {
+  const v = buf.view();
+  v.setUint32(e.cmd, row.subop!, true);
+  v.setUint32(e.version, e.interfaceVersion, true);
+  if (e.domain >= 0) v.setUint16(e.domain, domain, true);
+  if (!layout) return undefined;
+  encoderOf(layout)(v, e.payload, payload);
+  // Only a conditional row's condition reads the decoded arguments (verdictFor).
+  return row.condition !== undefined ? decoderOf(layout)(v, e.payload) : undefined;
+}
+
+/** What the call left in the envelope: the domain field and the payload, read while `buf` is the call's. */
+function readEnvelope<T>(e: Envelope, buf: HypercallBuffer, layout: StructLayout | undefined, read: PayloadReader<T> | undefined, result: bigint): EnvelopeResult<T> {
+  const v = buf.view();
+  const out = read ? read(v, buf.live().bytes, e.payload) : ((layout ? decoderOf(layout)(v, e.payload) : {}) as T);
+  return { domain: e.domain >= 0 ? v.getUint16(e.domain, true) : 0, out, result };
+}
+
+function* envelopeCall<T>(
+  ctx: OpCtx,
+  e: Envelope,
+  row: Row,
+  domain: number,
+  layout: StructLayout | undefined,
+  payload: Record<string, unknown>,
+  extra: readonly HypercallBuffer[],
+  read: PayloadReader<T> | undefined,
+): Program<EnvelopeResult<T>> {
+  const buf = ctx.pool.takeStruct(e.size);
+  try {
+    const decodedIn = writeEnvelope(e, buf, row, domain, layout, payload);
+    const result = yield* issue(ctx, row, [buf.address], extra.length ? [buf, ...extra] : [buf], decodedIn);
+    return readEnvelope(e, buf, layout, read, result);
+  } finally {
+    ctx.pool.giveBack(buf);
+  }
+}
+
+function envelopeCallSync<T>(
+  ctx: OpCtx,
+  e: Envelope,
+  row: Row,
+  domain: number,
+  layout: StructLayout | undefined,
+  payload: Record<string, unknown>,
+  extra: readonly HypercallBuffer[],
+  read: PayloadReader<T> | undefined,
+): EnvelopeResult<T> {
+  const buf = ctx.pool.takeStruct(e.size);
+  try {
+    const decodedIn = writeEnvelope(e, buf, row, domain, layout, payload);
+    const result = issueSync(ctx, row, [buf.address], extra.length ? [buf, ...extra] : [buf], decodedIn);
+    return readEnvelope(e, buf, layout, read, result);
+  } finally {
+    ctx.pool.giveBack(buf);
+  }
+}
+
+/**
+ * One domctl: builds struct xen_domctl (cmd, interface_version, domain, payload) in the pool's
+ * struct page, issues it and decodes the payload Xen left there (or reads it with `read`).
+ * `extra` buffers are inputs too.
+ */
+export function domctl<F extends FieldMap, T = Decoded<F>>(
   ctx: OpCtx,
   row: Row,
   domain: number,
   layout: StructLayout<F> | undefined,
   payload: Partial<Decoded<F>>,
-  extra: readonly HypercallBuffer[] = [],
-): Program<EnvelopeResult<F>> {
-  // withBuffers() inlined: one generator less for every effect to pass through.
-  const buf = ctx.pool.alloc(xen_domctl.size);
-  try {
-    const v = buf.view();
-    encode(xen_domctl, v, 0, { cmd: row.subop!, interface_version: XEN_DOMCTL_INTERFACE_VERSION, domain });
-    if (layout) encode(layout, v, DOMCTL_PAYLOAD_OFFSET, payload);
-    const decodedIn = layout && readsArgs(row) ? (decode(layout, v, DOMCTL_PAYLOAD_OFFSET) as Record<string, unknown>) : undefined;
-    const result = yield* issue(ctx, row, [buf.address], [buf, ...extra], decodedIn);
-    return {
-      domain: v.getUint16(8, true),
-      out: (layout ? decode(layout, v, DOMCTL_PAYLOAD_OFFSET) : {}) as Decoded<F>,
-      result,
-    };
-  } finally {
-    if (!buf.freed) ctx.pool.free(buf);
-  }
-}
-
-/**
- * Whether the retry decision reads the decoded arguments: only a conditional row's condition
- * does (verdictFor). Elsewhere decoding the input struct before the call would be wasted work.
- */
-function readsArgs(row: Row): boolean {
-  return row.condition !== undefined;
+  extra: readonly HypercallBuffer[] = NO_BUFFERS,
+  read?: PayloadReader<T>,
+): Program<EnvelopeResult<T>> {
+  return envelopeCall(ctx, DOMCTL, row, domain, layout, payload as Record<string, unknown>, extra, read);
 }
 
 /** One sysctl, as domctl() above but with struct xen_sysctl. */
-export function* sysctl<F extends FieldMap>(
+export function sysctl<F extends FieldMap, T = Decoded<F>>(
   ctx: OpCtx,
   row: Row,
   layout: StructLayout<F> | undefined,
   payload: Partial<Decoded<F>>,
-  extra: readonly HypercallBuffer[] = [],
-): Program<EnvelopeResult<F>> {
-  const buf = ctx.pool.alloc(xen_sysctl.size);
+  extra: readonly HypercallBuffer[] = NO_BUFFERS,
+  read?: PayloadReader<T>,
+): Program<EnvelopeResult<T>> {
+  return envelopeCall(ctx, SYSCTL, row, 0, layout, payload as Record<string, unknown>, extra, read);
+}
+
+const NO_BUFFERS: readonly HypercallBuffer[] = Object.freeze([]);
+
+/** A typed call that is one domctl or sysctl: what it sends, and what it makes of Xen's answer. */
+export interface EnvelopeOp<A, F extends FieldMap, T, R> {
+  readonly layout?: StructLayout<F>;
+  /** The domain the domctl is about (sysctl: none). */
+  readonly domain?: (a: A) => number;
+  /**
+   * Sizes of the buffers the struct points Xen at (an array, a list): allocated before payload(),
+   * inputs of the call (restored before a re-issue), freed once answer() has read them.
+   */
+  readonly buffers?: (a: A) => readonly number[];
+  /** The payload's fields; it may fill the buffers. */
+  readonly payload?: (a: A, bufs: readonly HypercallBuffer[]) => Partial<Decoded<F>>;
+  /** Reads the answer out of the payload (default: the layout's decode). */
+  readonly read?: PayloadReader<T>;
+  readonly answer: (r: EnvelopeResult<T>, a: A, row: Row, bufs: readonly HypercallBuffer[]) => R;
+}
+
+const noPayload = (): Record<string, unknown> => ({});
+
+/**
+ * Declares a typed call that is exactly one domctl. From the one description come both the
+ * program the promise API drives and a plain function for the synchronous API, which then runs
+ * without a generator at all.
+ */
+export function domctlOp<R, A = any, F extends FieldMap = FieldMap, T = Decoded<F>>(rowName: string, spec: EnvelopeOp<A, F, T, R>): TypedOp<z.ZodType<A>, R> {
+  return envelopeOp(DOMCTL, rowName, spec);
+}
+
+/** The same for a call that is exactly one sysctl. */
+export function sysctlOp<R, A = any, F extends FieldMap = FieldMap, T = Decoded<F>>(rowName: string, spec: EnvelopeOp<A, F, T, R>): TypedOp<z.ZodType<A>, R> {
+  return envelopeOp(SYSCTL, rowName, spec);
+}
+
+function envelopeOp<R, A, F extends FieldMap, T>(e: Envelope, rowName: string, spec: EnvelopeOp<A, F, T, R>): TypedOp<z.ZodType<A>, R> {
+  const { layout, read, answer, buffers } = spec;
+  const domainOf = spec.domain ?? (() => 0);
+  const payloadOf = (spec.payload ?? noPayload) as (a: A, bufs: readonly HypercallBuffer[]) => Record<string, unknown>;
+  return typedOp<R, A>(
+    rowName,
+    function* (ctx, a, row) {
+      const bufs = buffers ? allocAll(ctx.pool, buffers(a)) : NO_BUFFERS;
+      try {
+        return answer(yield* envelopeCall(ctx, e, row, domainOf(a), layout, payloadOf(a, bufs), bufs, read), a, row, bufs);
+      } finally {
+        freeAll(ctx.pool, bufs);
+      }
+    },
+    (ctx, a, row) => {
+      const bufs = buffers ? allocAll(ctx.pool, buffers(a)) : NO_BUFFERS;
+      try {
+        return answer(envelopeCallSync(ctx, e, row, domainOf(a), layout, payloadOf(a, bufs), bufs, read), a, row, bufs);
+      } finally {
+        freeAll(ctx.pool, bufs);
+      }
+    },
+  );
+}
+
+/** Buffers of the given sizes (at least a byte each); if one cannot be had, those made are freed. */
+export function allocAll(pool: BufferPool, sizes: readonly number[]): HypercallBuffer[] {
+  const bufs: HypercallBuffer[] = [];
   try {
-    const v = buf.view();
-    encode(xen_sysctl, v, 0, { cmd: row.subop!, interface_version: XEN_SYSCTL_INTERFACE_VERSION });
-    if (layout) encode(layout, v, SYSCTL_PAYLOAD_OFFSET, payload);
-    const decodedIn = layout && readsArgs(row) ? (decode(layout, v, SYSCTL_PAYLOAD_OFFSET) as Record<string, unknown>) : undefined;
-    const result = yield* issue(ctx, row, [buf.address], [buf, ...extra], decodedIn);
-    return { domain: 0, out: (layout ? decode(layout, v, SYSCTL_PAYLOAD_OFFSET) : {}) as Decoded<F>, result };
-  } finally {
-    if (!buf.freed) ctx.pool.free(buf);
+    for (let i = 0; i < sizes.length; i++) bufs.push(pool.alloc(Math.max(1, sizes[i]!)));
+  } catch (e) {
+    freeAll(pool, bufs);
+    throw e;
   }
+  return bufs;
+}
+
+/** Frees what allocAll() gave (those not freed already). */
+export function freeAll(pool: BufferPool, bufs: readonly HypercallBuffer[]): void {
+  for (let i = 0; i < bufs.length; i++) if (!bufs[i]!.freed) pool.free(bufs[i]!);
+}
+
+/**
+ * Declares a typed call that is one hypercall with no buffer (the arguments are the registers),
+ * with a synchronous twin that runs without a generator.
+ */
+export function registerOp<R, A = any>(rowName: string, regs: (a: A) => readonly bigint[], answer: (result: bigint, a: A) => R): TypedOp<z.ZodType<A>, R> {
+  return typedOp<R, A>(
+    rowName,
+    function* (ctx, a, row) {
+      return answer(yield* issue(ctx, row, regs(a), NO_BUFFERS), a);
+    },
+    (ctx, a, row) => answer(issueSync(ctx, row, regs(a), NO_BUFFERS), a),
+  );
 }
 
 /** A struct passed by pointer in arg1 (memory_op, event_channel_op, ...): encode, issue, decode. */
@@ -183,13 +360,16 @@ export function* structCall<F extends FieldMap>(
   layout: StructLayout<F>,
   payload: Partial<Decoded<F>>,
 ): Program<{ out: Decoded<F>; result: bigint }> {
-  return yield* withBuffers(ctx, [layout.size], function* ([buf]) {
-    const v = buf!.view();
-    encode(layout, v, 0, payload);
-    const decodedIn = readsArgs(row) ? (decode(layout, v, 0) as Record<string, unknown>) : undefined;
-    const result = yield* issue(ctx, row, [cmd, buf!.address], [buf!], decodedIn);
-    return { out: decode(layout, v, 0), result };
-  });
+  const buf = ctx.pool.takeStruct(layout.size);
+  try {
+    const v = buf.view();
+    encoderOf(layout)(v, 0, payload as Record<string, unknown>);
+    const decodedIn = row.condition !== undefined ? decoderOf(layout)(v, 0) : undefined;
+    const result = yield* issue(ctx, row, [cmd, buf.address], [buf], decodedIn);
+    return { out: decoderOf(layout)(v, 0) as Decoded<F>, result };
+  } finally {
+    ctx.pool.giveBack(buf);
+  }
 }
 
 /** An error for a condition Xen does not report as one (getdomaininfo's next-domain answer). */

@@ -6,7 +6,7 @@ import { DOMCTL_OPS } from './domctl.js';
 import { EVENT_CHANNEL_OPS, MEMORY_OP_OPS, XEN_VERSION_OPS } from './misc.js';
 import { SYSCTL_OPS } from './sysctl.js';
 import { HVM_OP_OPS } from './hvm.js';
-import { parseArgs, type OpCtx, type TypedOp } from './helpers.js';
+import type { OpCtx, TypedOp } from './helpers.js';
 import type { Program } from '../retry/runner.js';
 import type { GfnList } from '../foreign-memory.js';
 import { callSignal } from '../input.js';
@@ -55,21 +55,27 @@ export function bindTypedCalls(xc: Xencall): { async: TypedCalls; sync: TypedCal
   // Without a signal the context is the same for every call: built once.
   let plain: OpCtx | undefined;
   const ctx = (signal?: AbortSignal): OpCtx =>
-    signal ? { pool: xc.pool, env: xc.env(signal), host: xc.host } : (plain ??= { pool: xc.pool, env: xc.env(), host: xc.host });
+    signal ? { pool: xc.pool, env: xc.env(signal), host: xc.host } : (plain ??= { pool: xc.pool, env: xc.env(), host: xc.host, sleepSync: xc.syncSleep });
   const build = (node: Record<string, unknown>, sync: boolean): Record<string, unknown> => {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(node)) {
       if (isTypedOp(v)) {
+        const runSync = v.runSync;
         out[k] = sync
-          ? (args?: unknown) => {
-              xc.checkOpen();
-              return xc.runSync(v.run(ctx(), parseArgs(v, args), v.row));
-            }
+          ? runSync
+            ? (args?: unknown) => {
+                xc.checkOpen();
+                return runSync(ctx(), v.parse(args), v.row);
+              }
+            : (args?: unknown) => {
+                xc.checkOpen();
+                return xc.runSync(v.run(ctx(), v.parse(args), v.row));
+              }
           : (args?: unknown, options?: CallOptions) => {
               try {
                 xc.checkOpen();
                 const signal = callSignal(options);
-                const parsed = parseArgs(v, args);
+                const parsed = v.parse(args);
                 return xc.runAsync(v.run(ctx(signal), parsed, v.row), signal);
               } catch (e) {
                 return Promise.reject(e);

@@ -17,9 +17,13 @@ import {
   xen_platform_parameters,
 } from '../hypercalls/structs.js';
 import type { Row } from '../hypercalls/row.js';
-import { issue, structCall, typedOp, withBuffers, type OpCtx } from './helpers.js';
+import { issue, registerOp, structCall, typedOp, withBuffers, type OpCtx } from './helpers.js';
 
 type NoArgs = Record<string, never>;
+
+const VERSION_REGS = [BigInt(XENVER.version), 0n] as const;
+const PAGESIZE_REGS = [BigInt(XENVER.pagesize), 0n] as const;
+const MAXIMUM_RAM_PAGE_REGS = [BigInt(XENMEM.maximum_ram_page), 0n] as const;
 
 /** A xen_version sub-op that fills a fixed-size buffer; returns the buffer's bytes. */
 function* versionBuffer(ctx: OpCtx, row: Row, size: number) {
@@ -30,10 +34,14 @@ function* versionBuffer(ctx: OpCtx, row: Row, size: number) {
 }
 
 export const XEN_VERSION_OPS = {
-  version: typedOp('xen_version.version', function* (ctx, _a: NoArgs, row) {
-    const v = Number(yield* issue(ctx, row, [BigInt(XENVER.version), 0n], []));
-    return { major: v >>> 16, minor: v & 0xffff, raw: v };
-  }),
+  version: registerOp(
+    'xen_version.version',
+    (_a: NoArgs) => VERSION_REGS,
+    (r) => {
+      const v = Number(r);
+      return { major: v >>> 16, minor: v & 0xffff, raw: v };
+    },
+  ),
   extraversion: typedOp('xen_version.extraversion', function* (ctx, _a: NoArgs, row) {
     return cString(yield* versionBuffer(ctx, row, XEN_VERSION_STRING_SIZES.xen_extraversion_t));
   }),
@@ -61,9 +69,7 @@ export const XEN_VERSION_OPS = {
     const { out } = yield* structCall(ctx, row, BigInt(XENVER.get_features), xen_feature_info, { submap_idx: a.submap_idx });
     return out;
   }),
-  pagesize: typedOp('xen_version.pagesize', function* (ctx, _a: NoArgs, row) {
-    return Number(yield* issue(ctx, row, [BigInt(XENVER.pagesize), 0n], []));
-  }),
+  pagesize: registerOp('xen_version.pagesize', (_a: NoArgs) => PAGESIZE_REGS, Number),
 };
 
 export interface ReservationArgs {
@@ -84,7 +90,9 @@ export interface ReservationArgs {
  */
 function* populatePhysmap(ctx: OpCtx, a: ReservationArgs, row: Row) {
   const n = a.gfns.length;
-  const gfnBytes = new Uint8Array(a.gfns.buffer, a.gfns.byteOffset, n * 8);
+  // The list is read again for every resume, after waits: from a copy the caller cannot change.
+  const gfns = a.gfns.slice();
+  const gfnBytes = new Uint8Array(gfns.buffer, 0, n * 8);
   return yield* withBuffers(ctx, [xen_memory_reservation.size, n * 8], function* ([res, list]) {
     const stallBudget = ctx.env.backend.buffersNeverFault() ? 1 : ctx.env.policy.maxAttempts;
     let done = 0;
@@ -127,9 +135,7 @@ function* populatePhysmap(ctx: OpCtx, a: ReservationArgs, row: Row) {
 
 export const MEMORY_OP_OPS = {
   populate_physmap: typedOp('memory_op.populate_physmap', populatePhysmap),
-  maximum_ram_page: typedOp('memory_op.maximum_ram_page', function* (ctx, _a: NoArgs, row) {
-    return yield* issue(ctx, row, [BigInt(XENMEM.maximum_ram_page), 0n], []);
-  }),
+  maximum_ram_page: registerOp('memory_op.maximum_ram_page', (_a: NoArgs) => MAXIMUM_RAM_PAGE_REGS, (r) => r),
   current_reservation: typedOp('memory_op.current_reservation', function* (ctx, a: { domid: number }, row) {
     return (yield* structCall(ctx, row, BigInt(XENMEM.current_reservation), xen_memory_domain, { domid: a.domid })).result;
   }),

@@ -19,8 +19,8 @@ import { XEN_INVALID, XEN_SCHEDULER } from '../hypercalls/values.js';
 import { rowByName } from '../hypercalls/table.js';
 import { decode, type Decoded } from '../layout.js';
 import type { Program } from '../retry/runner.js';
-import { toDomainInfo, type DomainInfo } from './domctl.js';
-import { cpuIdCount, sysctl, typedOp, withBuffers, type OpCtx } from './helpers.js';
+import { domainInfoAt, type DomainInfo } from './domctl.js';
+import { cpuIdCount, sysctl, sysctlOp, typedOp, withBuffers, type OpCtx } from './helpers.js';
 
 export type PhysInfo = Decoded<typeof xen_sysctl_physinfo.fields>;
 
@@ -79,15 +79,11 @@ const SCHEDULER_NAMES = Object.fromEntries(Object.entries(XEN_SCHEDULER).map(([k
 const orNull = (v: number, invalid: number) => (v === invalid ? null : v);
 
 export const SYSCTL_OPS = {
-  physinfo: typedOp('sysctl.physinfo', function* (ctx, _a: Record<string, never>, row) {
-    const { out } = yield* sysctl(ctx, row, xen_sysctl_physinfo, {});
-    return out as PhysInfo;
-  }),
+  physinfo: sysctlOp('sysctl.physinfo', { layout: xen_sysctl_physinfo, answer: ({ out }, _a: Record<string, never>): PhysInfo => out }),
 
-  sched_id: typedOp('sysctl.sched_id', function* (ctx, _a: Record<string, never>, row) {
-    const { out } = yield* sysctl(ctx, row, xen_sysctl_sched_id, {});
-    const r: SchedId = { sched_id: out.sched_id, name: SCHEDULER_NAMES[out.sched_id] ?? null };
-    return r;
+  sched_id: sysctlOp('sysctl.sched_id', {
+    layout: xen_sysctl_sched_id,
+    answer: ({ out }, _a: Record<string, never>): SchedId => ({ sched_id: out.sched_id, name: SCHEDULER_NAMES[out.sched_id] ?? null }),
   }),
 
   getdomaininfolist: typedOp('sysctl.getdomaininfolist', function* (ctx, a: { first_domain: number; max_domains?: number }, row) {
@@ -197,8 +193,9 @@ function* domainPage(ctx: OpCtx, first: number, max: number): Program<DomainInfo
   return yield* withBuffers(ctx, [max * rec], function* ([list]) {
     const { out } = yield* sysctl(ctx, row, xen_sysctl_getdomaininfolist, { first_domain: first, max_domains: max, buffer: list!.address }, [list!]);
     const v = list!.view();
+    const bytes = list!.bytes;
     const domains: DomainInfo[] = [];
-    for (let i = 0; i < out.num_domains; i++) domains.push(toDomainInfo(decode(xen_domctl_getdomaininfo, v, i * rec)));
+    for (let i = 0; i < out.num_domains; i++) domains.push(domainInfoAt(v, bytes, i * rec));
     return domains;
   });
 }

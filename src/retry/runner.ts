@@ -54,6 +54,11 @@ export interface RunEnv {
   readonly policy: RetryPolicy;
   readonly stats: RetryStats;
   readonly signal?: AbortSignal | undefined;
+  /**
+   * Whether the backend's buffers can fault (not libxencall's buffers_never_fault): fixed for a
+   * backend's life, so the handle asks once instead of on every call.
+   */
+  readonly canFault: boolean;
 }
 
 /**
@@ -97,35 +102,35 @@ export function runHypercallSync(plan: CallPlan, env: RunEnv, sleep: (ms: number
 interface CallState {
   readonly plan: CallPlan;
   readonly env: RunEnv;
-  readonly name: string | null;
-  readonly statsKey: string;
   readonly counters: OpCounters;
-  readonly canFault: boolean;
   readonly pristine: readonly { readonly buffer: HypercallBuffer; readonly bytes: Uint8Array }[] | null;
   /** The failure a re-issue is about to follow (for the cause of an abort). */
   retrying: { readonly errno: number; readonly decision: RetryDecision } | null;
 }
 
+/** The call's name in statistics and messages: its row's, or "hypercall N/M". */
+function labelOf(plan: CallPlan): string {
+  return plan.row?.name ?? `hypercall ${plan.op}${plan.subop === null ? '' : `/${plan.subop}`}`;
+}
+
 function start(plan: CallPlan, env: RunEnv): CallState {
-  const { backend, policy, stats } = env;
-  const name = plan.row?.name ?? null;
-  const statsKey = name ?? `hypercall ${plan.op}${plan.subop === null ? '' : `/${plan.subop}`}`;
-  const counters = stats.counters(statsKey);
+  // A row's counters are found by its index; only calls without a row build their key.
+  const counters = plan.row ? env.stats.forRow(plan.row) : env.stats.counters(labelOf(plan));
   counters.calls++;
-  const canFault = !backend.buffersNeverFault();
   // Xen writes results into argument buffers in place, so a re-issue must start from a copy
   // taken before the first attempt. Only calls that could be re-issued pay for the copy.
-  const pristine = mayRetry(plan.row, plan.decoded, canFault, policy)
-    ? (typeof plan.inputs === 'function' ? plan.inputs() : plan.inputs).map((b) => ({ buffer: b, bytes: b.bytes.slice() }))
-    : null;
-  return { plan, env, name, statsKey, counters, canFault, pristine, retrying: null };
+  const pristine =
+    env.canFault && mayRetry(plan.row, plan.decoded, true, env.policy)
+      ? (typeof plan.inputs === 'function' ? plan.inputs() : plan.inputs).map((b) => ({ buffer: b, bytes: b.bytes.slice() }))
+      : null;
+  return { plan, env, counters, pristine, retrying: null };
 }
 
 /** Before each attempt. */
 function attempted(call: CallState, attempt: number): void {
   call.counters.attempts++;
   if (attemptChannel.hasSubscribers) {
-    attemptChannel.publish({ name: call.name, op: call.plan.op, subop: call.plan.subop, attempt });
+    attemptChannel.publish({ name: call.plan.row?.name ?? null, op: call.plan.op, subop: call.plan.subop, attempt });
   }
 }
 
@@ -139,10 +144,11 @@ function succeeded(call: CallState, attempt: number, result: bigint): bigint {
  * re-issue, or throws the error that ends the call.
  */
 function failed(call: CallState, result: bigint, attempt: number): number {
-  const { plan, env, name, counters, canFault, pristine } = call;
+  const { plan, env, counters, pristine } = call;
+  const name = plan.row?.name ?? null;
   const errno = Number(-result);
   if (errnoNameOf(errno) === 'EFAULT') counters.efaults++;
-  const decision = decideRetry({ errno, attempt, row: plan.row, args: plan.decoded, buffersCanFault: canFault, policy: env.policy });
+  const decision = decideRetry({ errno, attempt, row: plan.row, args: plan.decoded, buffersCanFault: env.canFault, policy: env.policy });
 
   if (decision.action === 'retry' && pristine) {
     call.retrying = { errno, decision };
@@ -186,7 +192,7 @@ function waited(call: CallState, attempt: number, delayMs: number): void {
 
 function aborted(call: CallState, attempt: number): XencallError {
   const { errno, decision } = call.retrying!;
-  return new XencallError(ErrorCodes.ABORTED, `${call.statsKey}: aborted before re-issue ${attempt + 1}`, {
+  return new XencallError(ErrorCodes.ABORTED, `${labelOf(call.plan)}: aborted before re-issue ${attempt + 1}`, {
     cause: failure(call.plan, errno, attempt, decision),
   });
 }

@@ -1,6 +1,8 @@
 // Per-op counters of what the retry layer saw and did. A caller reads them with
 // xc.stats(); they are plain numbers, cheap enough to keep on every call.
 
+import { rowIndex, type Row } from '../hypercalls/row.js';
+
 export interface OpCounters {
   /** Calls made (one per raw or typed call, however many attempts it took). */
   calls: number;
@@ -22,6 +24,8 @@ export interface OpCounters {
 
 export class RetryStats {
   private readonly byOp = new Map<string, OpCounters>();
+  /** The same counters by row index (row.ts rowIndex): what every call looks up, without hashing. */
+  private readonly byRow: (OpCounters | undefined)[] = [];
 
   counters(op: string): OpCounters {
     let c = this.byOp.get(op);
@@ -32,9 +36,15 @@ export class RetryStats {
     return c;
   }
 
-  /** A copy of every op's counters, keyed by table row name (or "hypercall N/M"). */
+  /** The counters of a table row (those of its name). */
+  forRow(row: Row): OpCounters {
+    const i = rowIndex(row);
+    return (this.byRow[i] ??= this.counters(row.name));
+  }
+
+  /** A copy of every op's counters, keyed by table row name (or "hypercall N/M"); ops with nothing counted are left out. */
   snapshot(): Record<string, OpCounters> {
-    return Object.fromEntries([...this.byOp].map(([k, v]) => [k, { ...v }]));
+    return Object.fromEntries([...this.byOp].filter(([, v]) => !isZero(v)).map(([k, v]) => [k, { ...v }]));
   }
 
   /** Sums over every op. */
@@ -44,7 +54,12 @@ export class RetryStats {
     return t;
   }
 
+  /** Zeroes every counter. In place: the objects stay, so lookups cached by row stay right. */
   reset(): void {
-    this.byOp.clear();
+    for (const c of this.byOp.values()) for (const k of Object.keys(c) as (keyof OpCounters)[]) c[k] = 0;
   }
+}
+
+function isZero(c: OpCounters): boolean {
+  return Object.values(c).every((v) => v === 0);
 }
