@@ -6,6 +6,14 @@ import type { Backend, BackendPages } from './backend.js';
 import { ErrorCodes, ValidationError, XencallError, describeValue } from './errors.js';
 import { XEN_PAGE_SIZE } from './hypercalls/numbers.js';
 
+/** One buffer's pages as a DataView, as bytes and as 64-bit words, from the same start. */
+export interface PageViews {
+  readonly view: DataView;
+  readonly bytes: Uint8Array;
+  /** Null where the memory is not 8-aligned; word i is bytes 8i..8i+7. */
+  readonly u64: BigUint64Array | null;
+}
+
 export class HypercallBuffer {
   /** Guest-virtual address of the first byte; pass it as a hypercall argument. */
   readonly address: bigint;
@@ -15,8 +23,8 @@ export class HypercallBuffer {
   /** @internal */ mem: BackendPages | null;
   /** The view view() hands out, made on first use (a DataView costs more than a hypercall's own JS). */
   private sized: DataView | null = null;
-  /** @internal A view of all its pages, for reads at any offset (classification). */
-  whole: DataView | null = null;
+  /** Its pages seen three ways, made on first use (views() ). */
+  private seen: PageViews | null = null;
 
   /** @internal */
   constructor(mem: BackendPages, size: number) {
@@ -42,6 +50,23 @@ export class HypercallBuffer {
   view(): DataView {
     const b = this.live().bytes;
     return (this.sized ??= new DataView(b.buffer, b.byteOffset, this.size));
+  }
+
+  /**
+   * @internal All its pages as a DataView, as bytes and as 64-bit words (null where the memory is
+   * not 8-aligned), all from the same start: what decoders read a struct with, made once.
+   */
+  views(): PageViews {
+    if (this.seen) {
+      this.live();
+      return this.seen;
+    }
+    const b = this.live().bytes;
+    return (this.seen = {
+      view: new DataView(b.buffer, b.byteOffset, b.length),
+      bytes: b,
+      u64: b.byteOffset % 8 === 0 ? new BigUint64Array(b.buffer, b.byteOffset, b.length >>> 3) : null,
+    });
   }
 
   /** Copies `data` (bytes: a Uint8Array or Buffer) in at `offset`. */
@@ -172,8 +197,7 @@ export class BufferPool {
     const b = this.find(address, 4);
     const mem = b?.mem;
     if (!mem) return null;
-    const v = (b.whole ??= new DataView(mem.bytes.buffer, mem.bytes.byteOffset, mem.bytes.length));
-    return v.getUint32(address === b.address ? 0 : Number(address - b.address), true);
+    return b.views().view.getUint32(address === b.address ? 0 : Number(address - b.address), true);
   }
 
   /** Reads caller memory for classification: a view, or null outside live buffers. */

@@ -1,7 +1,7 @@
 // The typed calls for scheduler, cpu, numa, vcpu, HVM-context and HVM-parameter sub-ops, on the
 // mock: results, Xen's size handshakes, paging, the errors Xen gives, and the one place Xen
 // loses an EFAULT (vcpu_affinity_domctl with both cpumaps). The constants they use are checked
-// against the installed headers here too.
+// against the installed headers here too, and DomainInfo's direct read against the layout.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -13,7 +13,14 @@ import { ErrorCodes, HVM_PARAM, HypercallError, ValidationError } from '../src/i
 import { VALUE_FAMILIES, XEN_SCHEDULER } from '../src/hypercalls/values.js';
 import { GETDOMAININFOLIST_PAGE } from '../src/ops/sysctl.js';
 import { hvmContextBlob } from '../src/testing/index.js';
-import { mockHandle } from './helpers.js';
+import { UUID_A, UUID_B, mockHandle } from './helpers.js';
+import fc from 'fast-check';
+import type { PageViews } from '../src/buffers.js';
+import { XEN_DOMINF } from '../src/hypercalls/numbers.js';
+import { bytesToUuid, uuidToBytes } from '../src/hypercalls/schemas.js';
+import { xen_domctl_getdomaininfo } from '../src/hypercalls/structs.js';
+import { decode, type Decoded } from '../src/layout.js';
+import { domainInfoAt } from '../src/ops/domctl.js';
 
 const errno = (name: string) => (e: unknown) => e instanceof HypercallError && e.errnoName === name;
 
@@ -354,5 +361,73 @@ describe('readconsole into the caller\'s buffer', () => {
     assert.equal(buf.bytes[6], 0, 'zeroed before the read');
     xc.freeBuffer(buf);
     xc.close();
+  });
+});
+
+describe('DomainInfo read straight from the buffer', () => {
+  /** The fields as the layout's own decoder reads them, mapped as the typed call documents. */
+  const reference = (d: Decoded<typeof xen_domctl_getdomaininfo.fields>) => {
+    const f = d.flags;
+    const bit = (b: number) => (f & b) !== 0;
+    return {
+      domid: d.domain,
+      flags: f,
+      dying: bit(XEN_DOMINF.dying),
+      shutdown: bit(XEN_DOMINF.shutdown),
+      paused: bit(XEN_DOMINF.paused),
+      blocked: bit(XEN_DOMINF.blocked),
+      running: bit(XEN_DOMINF.running),
+      hvm_guest: bit(XEN_DOMINF.hvm_guest),
+      debugged: bit(XEN_DOMINF.debugged),
+      xs_domain: bit(XEN_DOMINF.xs_domain),
+      hap: bit(XEN_DOMINF.hap),
+      shutdown_reason: (f >>> XEN_DOMINF.shutdownshift) & XEN_DOMINF.shutdownmask,
+      tot_pages: d.tot_pages,
+      max_pages: d.max_pages,
+      outstanding_pages: d.outstanding_pages,
+      shr_pages: d.shr_pages,
+      paged_pages: d.paged_pages,
+      shared_info_frame: d.shared_info_frame,
+      cpu_time: d.cpu_time,
+      nr_online_vcpus: d.nr_online_vcpus,
+      max_vcpu_id: d.max_vcpu_id,
+      ssidref: d.ssidref,
+      handle: bytesToUuid(d.handle),
+      cpupool: d.cpupool,
+      gpaddr_bits: d.gpaddr_bits,
+      arch_config: { ...d.arch_config },
+    };
+  };
+  const viewsOf = (bytes: Uint8Array): PageViews => ({
+    view: new DataView(bytes.buffer, bytes.byteOffset, bytes.length),
+    bytes,
+    u64: bytes.byteOffset % 8 === 0 ? new BigUint64Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 3) : null,
+  });
+
+  it('equals the layout decoder on random records, through the word view and through the DataView', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 240, maxLength: 240 }), fc.constantFrom(0, 16, 112, 4), (raw, at) => {
+        const mem = viewsOf(raw);
+        assert.deepStrictEqual(domainInfoAt(mem, at), reference(decode(xen_domctl_getdomaininfo, mem.view, at)));
+        // Memory that is not 8-aligned: no word view, the same answer.
+        const odd = new Uint8Array(raw.length + 4).subarray(4);
+        odd.set(raw);
+        assert.deepStrictEqual(domainInfoAt(viewsOf(odd), at), reference(decode(xen_domctl_getdomaininfo, mem.view, at)));
+      }),
+      { numRuns: 300, seed: 13 },
+    );
+  });
+
+  it("a domain's new handle is seen at once (the formatted handle is kept only while its bytes stay)", () => {
+    const raw = new Uint8Array(256);
+    const mem = viewsOf(raw);
+    const handleAt = 16 + xen_domctl_getdomaininfo.fields.handle.offset;
+    raw.set(uuidToBytes(UUID_A), handleAt);
+    assert.equal(domainInfoAt(mem, 16).handle, UUID_A);
+    raw.set(uuidToBytes(UUID_B), handleAt);
+    assert.equal(domainInfoAt(mem, 16).handle, UUID_B);
+    // Only the last byte differs: every word is compared, not just the first.
+    raw[handleAt + 15] = 0x45;
+    assert.equal(domainInfoAt(mem, 16).handle, `${UUID_B.slice(0, -2)}45`);
   });
 });

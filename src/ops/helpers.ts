@@ -2,7 +2,7 @@
 // buffer lifetimes, and issuing a table row's hypercall through the retry runner.
 
 import type { z } from 'zod';
-import type { BufferPool, HypercallBuffer } from '../buffers.js';
+import type { BufferPool, HypercallBuffer, PageViews } from '../buffers.js';
 import { ErrorCodes, HypercallError, ValidationError, XencallError, errnoNumber } from '../errors.js';
 import { decoderOf, encoderOf, type Decoded, type FieldMap, type StructLayout } from '../layout.js';
 import { HYPERCALLS } from '../hypercalls/hypercalls.js';
@@ -137,10 +137,10 @@ export interface EnvelopeResult<T> {
 }
 
 /**
- * Reads a call's answer out of its struct while the buffer is still the call's: the payload's
- * view, its bytes (the same memory) and where the payload starts in both.
+ * Reads a call's answer out of its struct while the buffer is still the call's: the buffer's
+ * views, and where the payload starts in them.
  */
-export type PayloadReader<T> = (view: DataView, bytes: Uint8Array, at: number) => T;
+export type PayloadReader<T> = (mem: PageViews, at: number) => T;
 
 /** struct xen_domctl or xen_sysctl: where the header's fields and the payload are. */
 interface Envelope {
@@ -180,7 +180,8 @@ function writeEnvelope(e: Envelope, buf: HypercallBuffer, row: Row, domain: numb
   v.setUint32(e.version, e.interfaceVersion, true);
   if (e.domain >= 0) v.setUint16(e.domain, domain, true);
   if (!layout) return undefined;
-  encoderOf(layout)(v, e.payload, payload);
+  // A call that sends no payload fields (getdomaininfo) has nothing to encode: the struct is zeroed.
+  if (payload !== NO_FIELDS) encoderOf(layout)(v, e.payload, payload);
   // Only a conditional row's condition reads the decoded arguments (verdictFor).
   return row.condition !== undefined ? decoderOf(layout)(v, e.payload) : undefined;
 }
@@ -188,7 +189,7 @@ function writeEnvelope(e: Envelope, buf: HypercallBuffer, row: Row, domain: numb
 /** What the call left in the envelope: the domain field and the payload, read while `buf` is the call's. */
 function readEnvelope<T>(e: Envelope, buf: HypercallBuffer, layout: StructLayout | undefined, read: PayloadReader<T> | undefined, result: bigint): EnvelopeResult<T> {
   const v = buf.view();
-  const out = read ? read(v, buf.live().bytes, e.payload) : ((layout ? decoderOf(layout)(v, e.payload) : {}) as T);
+  const out = read ? read(buf.views(), e.payload) : ((layout ? decoderOf(layout)(v, e.payload) : {}) as T);
   return { domain: e.domain >= 0 ? v.getUint16(e.domain, true) : 0, out, result };
 }
 
@@ -280,7 +281,9 @@ export interface EnvelopeOp<A, F extends FieldMap, T, R> {
   readonly answer: (r: EnvelopeResult<T>, a: A, row: Row, bufs: readonly HypercallBuffer[]) => R;
 }
 
-const noPayload = (): Record<string, unknown> => ({});
+/** The payload of a call that sends no fields. */
+const NO_FIELDS: Record<string, unknown> = Object.freeze({});
+const noPayload = (): Record<string, unknown> => NO_FIELDS;
 
 /**
  * Declares a typed call that is exactly one domctl. From the one description come both the
@@ -297,12 +300,30 @@ export function sysctlOp<R, A = any, F extends FieldMap = FieldMap, T = Decoded<
 }
 
 function envelopeOp<R, A, F extends FieldMap, T>(e: Envelope, rowName: string, spec: EnvelopeOp<A, F, T, R>): TypedOp<z.ZodType<A>, R> {
+  const call = envelopeCalls(e, spec);
+  return typedOp<R, A>(rowName, call.run, call.runSync);
+}
+
+/** One envelope call of a spec, as a program and as a plain function: for typed calls made of several. */
+export interface EnvelopeCalls<A, R> {
+  readonly run: (ctx: OpCtx, a: A, row: Row) => Program<R>;
+  readonly runSync: (ctx: OpCtx, a: A, row: Row) => R;
+}
+
+export function domctlCalls<R, A = any, F extends FieldMap = FieldMap, T = Decoded<F>>(spec: EnvelopeOp<A, F, T, R>): EnvelopeCalls<A, R> {
+  return envelopeCalls(DOMCTL, spec);
+}
+
+export function sysctlCalls<R, A = any, F extends FieldMap = FieldMap, T = Decoded<F>>(spec: EnvelopeOp<A, F, T, R>): EnvelopeCalls<A, R> {
+  return envelopeCalls(SYSCTL, spec);
+}
+
+function envelopeCalls<R, A, F extends FieldMap, T>(e: Envelope, spec: EnvelopeOp<A, F, T, R>): EnvelopeCalls<A, R> {
   const { layout, read, answer, buffers } = spec;
   const domainOf = spec.domain ?? (() => 0);
   const payloadOf = (spec.payload ?? noPayload) as (a: A, bufs: readonly HypercallBuffer[]) => Record<string, unknown>;
-  return typedOp<R, A>(
-    rowName,
-    function* (ctx, a, row) {
+  return {
+    *run(ctx, a, row) {
       const bufs = buffers ? allocAll(ctx.pool, buffers(a)) : NO_BUFFERS;
       try {
         return answer(yield* envelopeCall(ctx, e, row, domainOf(a), layout, payloadOf(a, bufs), bufs, read), a, row, bufs);
@@ -310,7 +331,7 @@ function envelopeOp<R, A, F extends FieldMap, T>(e: Envelope, rowName: string, s
         freeAll(ctx.pool, bufs);
       }
     },
-    (ctx, a, row) => {
+    runSync(ctx, a, row) {
       const bufs = buffers ? allocAll(ctx.pool, buffers(a)) : NO_BUFFERS;
       try {
         return answer(envelopeCallSync(ctx, e, row, domainOf(a), layout, payloadOf(a, bufs), bufs, read), a, row, bufs);
@@ -318,7 +339,7 @@ function envelopeOp<R, A, F extends FieldMap, T>(e: Envelope, rowName: string, s
         freeAll(ctx.pool, bufs);
       }
     },
-  );
+  };
 }
 
 /** Buffers of the given sizes (at least a byte each); if one cannot be had, those made are freed. */

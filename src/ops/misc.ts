@@ -1,6 +1,6 @@
 // Typed calls of xen_version, memory_op and event_channel_op.
 
-import { cString, decode, encode } from '../layout.js';
+import { cString, decode, encoderOf } from '../layout.js';
 import { ShortCountError, XencallError, ErrorCodes } from '../errors.js';
 import { delayBeforeAttempt } from '../retry/decide.js';
 import { EVTCHNOP, EVTCHNSTAT, XENMEM, XENVER } from '../hypercalls/numbers.js';
@@ -17,6 +17,7 @@ import {
   xen_platform_parameters,
 } from '../hypercalls/structs.js';
 import type { Row } from '../hypercalls/row.js';
+import type { Program } from '../retry/runner.js';
 import { issue, registerOp, structCall, typedOp, withBuffers, type OpCtx } from './helpers.js';
 
 type NoArgs = Record<string, never>;
@@ -24,6 +25,7 @@ type NoArgs = Record<string, never>;
 const VERSION_REGS = [BigInt(XENVER.version), 0n] as const;
 const PAGESIZE_REGS = [BigInt(XENVER.pagesize), 0n] as const;
 const MAXIMUM_RAM_PAGE_REGS = [BigInt(XENMEM.maximum_ram_page), 0n] as const;
+const POPULATE_PHYSMAP = BigInt(XENMEM.populate_physmap);
 
 /** A xen_version sub-op that fills a fixed-size buffer; returns the buffer's bytes. */
 function* versionBuffer(ctx: OpCtx, row: Row, size: number) {
@@ -88,29 +90,32 @@ export interface ReservationArgs {
  * everything is done. A call that does nothing is re-issued only while buffers can fault, up to
  * the retry policy's attempts, with its backoff; then the ShortCountError says how far it got.
  */
-function* populatePhysmap(ctx: OpCtx, a: ReservationArgs, row: Row) {
+function* populatePhysmap(ctx: OpCtx, a: ReservationArgs, row: Row): Program<number> {
   const n = a.gfns.length;
   // The list is read again for every resume, after waits: from a copy the caller cannot change.
-  const gfns = a.gfns.slice();
-  const gfnBytes = new Uint8Array(gfns.buffer, 0, n * 8);
-  return yield* withBuffers(ctx, [xen_memory_reservation.size, n * 8], function* ([res, list]) {
-    const stallBudget = ctx.env.backend.buffersNeverFault() ? 1 : ctx.env.policy.maxAttempts;
+  const gfnBytes = new Uint8Array(a.gfns.slice().buffer, 0, n * 8);
+  // The buffers are taken here rather than through withBuffers(): a generator less on every step.
+  const res = ctx.pool.takeStruct(xen_memory_reservation.size);
+  const list = ctx.pool.alloc(n * 8);
+  try {
+    const stallBudget = ctx.env.canFault ? ctx.env.policy.maxAttempts : 1;
+    const inputs = [res, list];
     let done = 0;
     let stalls = 0;
     let issued = 0;
     while (done < n) {
       const rest = n - done;
       // Xen writes MFNs back into the list for a PV target: the rest starts from the caller's gfns.
-      list!.bytes.set(gfnBytes.subarray(done * 8), done * 8);
-      encode(xen_memory_reservation, res!.view(), 0, {
-        extent_start: list!.address + BigInt(done * 8),
+      list.live().bytes.set(done === 0 ? gfnBytes : gfnBytes.subarray(done * 8), done * 8);
+      encoderOf(xen_memory_reservation)(res.view(), 0, {
+        extent_start: list.address + BigInt(done * 8),
         nr_extents: BigInt(rest),
         extent_order: a.extent_order,
         mem_flags: a.mem_flags,
         domid: a.domid,
       });
       issued++;
-      const r = yield* issue(ctx, row, [BigInt(XENMEM.populate_physmap), res!.address], [res!, list!]);
+      const r = yield* issue(ctx, row, [POPULATE_PHYSMAP, res.address], inputs);
       if (r > BigInt(rest)) throw new XencallError(ErrorCodes.HYPERCALL, `${row.name} answered ${r} extents done of ${rest} asked: not a count Xen gives`);
       if (r > 0n) {
         done += Number(r);
@@ -130,7 +135,10 @@ function* populatePhysmap(ctx: OpCtx, a: ReservationArgs, row: Row) {
       if (ms > 0) yield { type: 'sleep', ms };
     }
     return n;
-  });
+  } finally {
+    ctx.pool.giveBack(res);
+    if (!list.freed) ctx.pool.free(list);
+  }
 }
 
 export const MEMORY_OP_OPS = {

@@ -16,11 +16,11 @@ import {
   xen_sysctl_sched_id,
 } from '../hypercalls/structs.js';
 import { XEN_INVALID, XEN_SCHEDULER } from '../hypercalls/values.js';
-import { rowByName } from '../hypercalls/table.js';
 import { decode, type Decoded } from '../layout.js';
-import type { Program } from '../retry/runner.js';
+import { driveSync, type Program } from '../retry/runner.js';
+import type { Row } from '../hypercalls/row.js';
 import { domainInfoAt, type DomainInfo } from './domctl.js';
-import { cpuIdCount, sysctl, sysctlOp, typedOp, withBuffers, type OpCtx } from './helpers.js';
+import { cpuIdCount, sysctl, sysctlCalls, sysctlOp, typedOp, withBuffers, type OpCtx } from './helpers.js';
 
 export type PhysInfo = Decoded<typeof xen_sysctl_physinfo.fields>;
 
@@ -86,20 +86,18 @@ export const SYSCTL_OPS = {
     answer: ({ out }, _a: Record<string, never>): SchedId => ({ sched_id: out.sched_id, name: SCHEDULER_NAMES[out.sched_id] ?? null }),
   }),
 
-  getdomaininfolist: typedOp('sysctl.getdomaininfolist', function* (ctx, a: { first_domain: number; max_domains?: number }, row) {
-    if (a.max_domains !== undefined) return yield* domainPage(ctx, a.first_domain, a.max_domains);
-    // Page through every domain: each call answers for ids from first_domain up, in id order,
-    // so the next page starts past the last id returned. A short page is the last one.
-    const all: DomainInfo[] = [];
-    let first = a.first_domain;
-    for (;;) {
-      const page = yield* domainPage(ctx, first, GETDOMAININFOLIST_PAGE);
-      all.push(...page);
-      if (page.length < GETDOMAININFOLIST_PAGE) return all;
-      first = page[page.length - 1]!.domid + 1;
-      if (first >= DOMID.FIRST_RESERVED) return all;
-    }
-  }),
+  getdomaininfolist: typedOp(
+    'sysctl.getdomaininfolist',
+    function* (ctx, a: { first_domain: number; max_domains?: number }, row) {
+      if (a.max_domains !== undefined) return yield* domainPage.run(ctx, { first: a.first_domain, max: a.max_domains }, row);
+      return yield* allDomains(ctx, a.first_domain, row);
+    },
+    // One page (max_domains given) without a generator; paging through all of them is the program, driven here.
+    (ctx, a, row) =>
+      a.max_domains !== undefined
+        ? domainPage.runSync(ctx, { first: a.first_domain, max: a.max_domains }, row)
+        : driveSync(allDomains(ctx, a.first_domain, row), { backend: ctx.env.backend, sleep: ctx.sleepSync }),
+  ),
 
   readconsole: typedOp(
     'sysctl.readconsole',
@@ -187,15 +185,31 @@ export const SYSCTL_OPS = {
   }),
 };
 
-function* domainPage(ctx: OpCtx, first: number, max: number): Program<DomainInfo[]> {
-  const row = rowByName('sysctl.getdomaininfolist')!;
-  const rec = xen_domctl_getdomaininfo.size;
-  return yield* withBuffers(ctx, [max * rec], function* ([list]) {
-    const { out } = yield* sysctl(ctx, row, xen_sysctl_getdomaininfolist, { first_domain: first, max_domains: max, buffer: list!.address }, [list!]);
-    const v = list!.view();
-    const bytes = list!.bytes;
+/** One getdomaininfolist call: up to `max` domains from `first` on, read straight from the list. */
+const domainPage = sysctlCalls({
+  layout: xen_sysctl_getdomaininfolist,
+  buffers: (p: { first: number; max: number }) => [p.max * xen_domctl_getdomaininfo.size],
+  payload: (p, [list]) => ({ first_domain: p.first, max_domains: p.max, buffer: list!.address }),
+  answer: ({ out }, _p, _row, [list]) => {
+    const mem = list!.views();
     const domains: DomainInfo[] = [];
-    for (let i = 0; i < out.num_domains; i++) domains.push(domainInfoAt(v, bytes, i * rec));
+    for (let i = 0; i < out.num_domains; i++) domains.push(domainInfoAt(mem, i * xen_domctl_getdomaininfo.size));
     return domains;
-  });
+  },
+});
+
+/**
+ * Pages through every domain: each call answers for ids from first_domain up, in id order, so
+ * the next page starts past the last id returned. A short page is the last one.
+ */
+function* allDomains(ctx: OpCtx, from: number, row: Row): Program<DomainInfo[]> {
+  const all: DomainInfo[] = [];
+  let first = from;
+  for (;;) {
+    const page = yield* domainPage.run(ctx, { first, max: GETDOMAININFOLIST_PAGE }, row);
+    all.push(...page);
+    if (page.length < GETDOMAININFOLIST_PAGE) return all;
+    first = page[page.length - 1]!.domid + 1;
+    if (first >= DOMID.FIRST_RESERVED) return all;
+  }
 }
