@@ -96,6 +96,14 @@ const RATIOS: readonly [string, string][] = [
   ['typed.getdomaininfolist', 'typed.getdomaininfo_each'],
 ];
 
+/** Issue 13's dom0 targets: a ratio of the run (median of same-round ratios) and its limit. */
+const TARGETS: readonly { of: string; to: string; limit: number }[] = [
+  { of: 'raw.xen_version', to: 'koffi.xen_version', limit: 1.1 },
+  { of: 'raw.getdomaininfo', to: 'koffi.getdomaininfo', limit: 1.1 },
+  { of: 'typed.getdomaininfo', to: 'koffi.getdomaininfo', limit: 1.3 },
+  { of: 'typed.getdomaininfolist', to: 'c-libxencall.getdomaininfolist', limit: 3 },
+];
+
 function report(r: Results): string {
   const us = (ns: number | null) => (ns === null || !Number.isFinite(ns) ? 'n/a' : (ns / 1000).toFixed(2));
   const x = (v: number | null, d = 3) => (v === null || !Number.isFinite(v) ? 'n/a' : v.toFixed(d));
@@ -116,6 +124,13 @@ function report(r: Results): string {
   lines.push('ratios (median of same-round ratios, [min..max]):');
   for (const [, q] of Object.entries(r.ratios)) {
     lines.push(`  ${`${q.of} / ${q.to}`.padEnd(62)} ${x(q.median)}x  [${x(q.min)}..${x(q.max)}]`);
+  }
+  lines.push('');
+  lines.push('targets (issue 13):');
+  for (const t of TARGETS) {
+    const q = r.ratios[`${t.of} / ${t.to}`];
+    const v = q?.median ?? NaN;
+    lines.push(`  ${`${t.of} / ${t.to}`.padEnd(62)} ${x(v)}x  <= ${t.limit}x  ${Number.isFinite(v) ? (v <= t.limit ? 'pass' : 'MISS') : 'not measured'}`);
   }
   if (r.heapGrowthMb !== null) lines.push(`\nheap growth over the whole run (after gc): ${r.heapGrowthMb.toFixed(2)} MB`);
   return `${lines.join('\n')}\n`;

@@ -147,8 +147,8 @@ let rowCount = 0;
  * A small integer of the row's own, dense over every row made: per-handle tables (the retry
  * statistics) index arrays by it instead of hashing the row on every call.
  */
-export function rowIndex(row: Row): number {
-  return (row as unknown as { [ROW_INDEX]: number })[ROW_INDEX];
+export function rowIndex(row: Row): number | undefined {
+  return (row as unknown as { [ROW_INDEX]?: number })[ROW_INDEX];
 }
 
 /** Gives a row built by a helper the argument schema of its typed call. */

@@ -68,11 +68,6 @@ export function typedOp<R, A = any>(
   return op;
 }
 
-/** Parses typed-call arguments; a failure is a ValidationError naming the field. */
-export function parseArgs<S extends z.ZodType>(op: TypedOp<S, unknown>, input: unknown): z.output<S> {
-  return op.parse(input);
-}
-
 /** zod's own parse, for what the compiled parser leaves to it: its issues name the field. */
 function zodParse<S extends z.ZodType>(op: TypedOp<S, unknown>, input: unknown): z.output<S> {
   const r = op.schema.safeParse(input ?? {});

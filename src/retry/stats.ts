@@ -39,6 +39,8 @@ export class RetryStats {
   /** The counters of a table row (those of its name). */
   forRow(row: Row): OpCounters {
     const i = rowIndex(row);
+    // A row made outside defineRow (a test's hand-made one) has no index: found by name.
+    if (i === undefined) return this.counters(row.name);
     return (this.byRow[i] ??= this.counters(row.name));
   }
 
