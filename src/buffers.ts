@@ -6,12 +6,30 @@ import type { Backend, BackendPages } from './backend.js';
 import { ErrorCodes, ValidationError, XencallError, describeValue } from './errors.js';
 import { XEN_PAGE_SIZE } from './hypercalls/numbers.js';
 
-/** One buffer's pages as a DataView, as bytes and as 64-bit words, from the same start. */
+/** One buffer's pages as a DataView, as bytes and as 32- and 64-bit words, from the same start. */
 export interface PageViews {
   readonly view: DataView;
   readonly bytes: Uint8Array;
-  /** Null where the memory is not 8-aligned; word i is bytes 8i..8i+7. */
+  /** Null where the memory is not 8-aligned; word i is bytes 8i..8i+7 (u32: 4i..4i+3). */
   readonly u64: BigUint64Array | null;
+  readonly u32: Uint32Array | null;
+}
+
+/** Bigints of the numbers 0..1023, made once: the small values calls pass and Xen answers. */
+export const SMALL_BIGINTS: readonly bigint[] = Array.from({ length: 1024 }, (_, i) => BigInt(i));
+
+/**
+ * The u64 at `at` of a buffer's pages as a bigint. A value below 1024 (zero counters, small
+ * sizes) comes from SMALL_BIGINTS, so reading it allocates nothing; an aligned one is a word
+ * read, which costs half of DataView's getBigUint64.
+ */
+export function u64At(mem: PageViews, at: number): bigint {
+  const { u32, u64 } = mem;
+  if (u64 && u32 && (at & 7) === 0) {
+    const lo = u32[at >>> 2]!;
+    return u32[(at >>> 2) + 1] === 0 && lo < 1024 ? SMALL_BIGINTS[lo]! : u64[at >>> 3]!;
+  }
+  return mem.view.getBigUint64(at, true);
 }
 
 export class HypercallBuffer {
@@ -62,10 +80,12 @@ export class HypercallBuffer {
       return this.seen;
     }
     const b = this.live().bytes;
+    const aligned = b.byteOffset % 8 === 0;
     return (this.seen = {
       view: new DataView(b.buffer, b.byteOffset, b.length),
       bytes: b,
-      u64: b.byteOffset % 8 === 0 ? new BigUint64Array(b.buffer, b.byteOffset, b.length >>> 3) : null,
+      u64: aligned ? new BigUint64Array(b.buffer, b.byteOffset, b.length >>> 3) : null,
+      u32: aligned ? new Uint32Array(b.buffer, b.byteOffset, b.length >>> 2) : null,
     });
   }
 
@@ -113,13 +133,14 @@ export class BufferPool {
   /** Sorted start addresses of live buffers, rebuilt lazily for address lookups. */
   private sorted: HypercallBuffer[] | null = null;
   /**
-   * One page the typed calls build their own small structs in (a domctl, a sysctl, an event
-   * channel struct), kept for the handle's life: taking it is a flag, where a buffer from the
-   * cache is a page to zero, an object and two map updates. A call that finds it taken (calls in
-   * flight, a re-entrant call from a diagnostics subscriber) gets a buffer of its own.
+   * Buffers of 1-4 pages the typed calls build their own structs and arrays in (a domctl, a
+   * gfn list, a domain list), kept with their views while not in use, per page count: taking one
+   * is a pop, where a buffer from the cache is a new object, two map updates and new views. They
+   * are never live buffers of the handle, so raw calls cannot name them.
    */
-  private scratch: HypercallBuffer | null = null;
-  private scratchTaken = false;
+  private readonly kept: HypercallBuffer[][] = Array.from({ length: CACHED_MAX_PAGES + 1 }, () => []);
+  /** Those handed out by take() and not given back yet (close() frees them once their calls end). */
+  private readonly lent = new Set<HypercallBuffer>();
 
   constructor(private readonly backend: Backend) {}
 
@@ -172,21 +193,36 @@ export class BufferPool {
   }
 
   /**
-   * @internal A zeroed buffer of `size` bytes (at most a page) for one call's own struct, given
-   * back with giveBack(). It is not a live buffer of the handle: raw calls cannot name it.
+   * @internal A buffer whose first `size` bytes are zeroed, for one typed call's own struct or
+   * array, given back with giveBack(). Its `size` is its whole pages: callers pass Xen lengths of
+   * their own. Past 4 pages it is an ordinary buffer.
    */
-  takeStruct(size: number): HypercallBuffer {
-    if (this.scratchTaken || size > XEN_PAGE_SIZE) return this.alloc(size);
-    const s = (this.scratch ??= new HypercallBuffer(this.backend.allocPages(1), XEN_PAGE_SIZE));
-    this.scratchTaken = true;
-    s.mem!.bytes.fill(0, 0, size);
-    return s;
+  take(size: number): HypercallBuffer {
+    const pages = Math.ceil(size / XEN_PAGE_SIZE);
+    if (!(pages >= 1 && pages <= CACHED_MAX_PAGES)) return this.alloc(size);
+    const buf = this.kept[pages]!.pop() ?? new HypercallBuffer(this.backend.allocPages(pages), pages * XEN_PAGE_SIZE);
+    buf.mem!.bytes.fill(0, 0, size);
+    this.lent.add(buf);
+    return buf;
   }
 
-  /** @internal Ends the use of a buffer from takeStruct(). */
+  /** @internal Ends the use of a buffer from take(). */
   giveBack(buf: HypercallBuffer): void {
-    if (buf === this.scratch) this.scratchTaken = false;
-    else if (!buf.freed) this.free(buf);
+    if (!this.lent.delete(buf)) {
+      if (!buf.freed) this.free(buf);
+      return;
+    }
+    const slot = this.kept[buf.pages]!;
+    if (slot.length < CACHE_PER_SIZE) slot.push(buf);
+    else this.release(buf);
+  }
+
+  /** Frees the pages of a kept buffer (it was never a live one). */
+  private release(buf: HypercallBuffer): void {
+    const mem = buf.mem;
+    if (!mem) return;
+    buf.mem = null;
+    this.backend.freePages(mem);
   }
 
   /** @internal readU32, bound once: the raw API hands it to classification on every call. */
@@ -216,12 +252,8 @@ export class BufferPool {
   drain(): void {
     for (const b of [...this.live.values()]) this.free(b);
     for (const slot of this.cache) for (const mem of slot.splice(0)) this.backend.freePages(mem);
-    const s = this.scratch;
-    if (s?.mem) {
-      this.scratch = null;
-      const mem = s.mem;
-      s.mem = null;
-      this.backend.freePages(mem);
-    }
+    for (const slot of this.kept) for (const b of slot.splice(0)) this.release(b);
+    for (const b of this.lent) this.release(b);
+    this.lent.clear();
   }
 }

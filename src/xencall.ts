@@ -5,7 +5,7 @@
 import { setMaxListeners } from 'node:events';
 import type { Backend } from './backend.js';
 import { openPrivcmd } from './backends/privcmd.js';
-import { BufferPool, HypercallBuffer } from './buffers.js';
+import { BufferPool, HypercallBuffer, SMALL_BIGINTS } from './buffers.js';
 import { ErrorCodes, ValidationError, XencallError, describeValue } from './errors.js';
 import { callSignal, checkBackend, optionBag, optionalFunction } from './input.js';
 import { handleOffsets, type StructLayout } from './layout.js';
@@ -347,7 +347,7 @@ export class Xencall {
     for (let i = 0; i < args.length; i++) {
       const a = args[i];
       // Non-negative safe integers and bigints below 2^64 are taken as they are (small numbers
-      // from a table of bigints made once); toU64() does the rest and names the field (the name
+      // from SMALL_BIGINTS, not a bigint made per call); toU64() does the rest and names the field (the name
       // is only built when it is needed).
       regs[i] =
         typeof a === 'bigint' && a >= 0n && a < U64_LIMIT
@@ -384,8 +384,6 @@ export class Xencall {
 }
 
 const U64_LIMIT = 1n << 64n;
-/** Bigints of the small numbers raw callers pass (sub-ops, domids, counts): made once, not per call. */
-const SMALL_BIGINTS: readonly bigint[] = Array.from({ length: 1024 }, (_, i) => BigInt(i));
 const NO_BUFFERS: readonly HypercallBuffer[] = Object.freeze([]);
 
 /**

@@ -1,7 +1,7 @@
 // Typed domctl calls. Each validates its arguments with the row's schema (in index.ts), builds
 // struct xen_domctl, issues it through the retry runner and decodes what Xen wrote back.
 
-import type { HypercallBuffer, PageViews } from '../buffers.js';
+import { u64At, type HypercallBuffer, type PageViews } from '../buffers.js';
 import { HypercallError, ValidationError, type XencallError } from '../errors.js';
 import { XEN_DOMINF, SHADOW_OP, XEN_DOMCTL_SHADOW } from '../hypercalls/numbers.js';
 import { bytesToUuid } from '../hypercalls/schemas.js';
@@ -103,16 +103,14 @@ function handleAt(v: DataView, bytes: Uint8Array, at: number, domid: number): st
 /**
  * The DomainInfo of the struct xen_domctl_getdomaininfo at `b` of a buffer, read straight from
  * it: one object, no intermediate decode. Each field is read with its layout type's width
- * (test/typed-calls.test.ts compares it with the layout's decoder); the 64-bit ones through the
- * buffer's word view where the struct is 8-aligned (every record is: 112 bytes at offset 16 or
- * at 112i), which costs half of DataView's getBigUint64.
+ * (test/typed-calls.test.ts compares it with the layout's decoder); the 64-bit ones with u64At()
+ * (every record is 8-aligned: 112 bytes at offset 16 or at 112i), so the zero counters of a
+ * typical domain allocate no bigint.
  */
 export function domainInfoAt(mem: PageViews, b: number): DomainInfo {
-  const { view: v, bytes, u64 } = mem;
+  const { view: v, bytes } = mem;
   const f = v.getUint32(b + GDI.flags, true);
   const domid = v.getUint16(b + GDI.domain, true);
-  const w = u64 && b % 8 === 0 ? b / 8 : -1;
-  const word = (off: number): bigint => (w >= 0 ? u64![w + off / 8]! : v.getBigUint64(b + off, true));
   return {
     domid,
     flags: f,
@@ -126,13 +124,13 @@ export function domainInfoAt(mem: PageViews, b: number): DomainInfo {
     xs_domain: (f & XEN_DOMINF.xs_domain) !== 0,
     hap: (f & XEN_DOMINF.hap) !== 0,
     shutdown_reason: (f >>> XEN_DOMINF.shutdownshift) & XEN_DOMINF.shutdownmask,
-    tot_pages: word(GDI.tot_pages),
-    max_pages: word(GDI.max_pages),
-    outstanding_pages: word(GDI.outstanding_pages),
-    shr_pages: word(GDI.shr_pages),
-    paged_pages: word(GDI.paged_pages),
-    shared_info_frame: word(GDI.shared_info_frame),
-    cpu_time: word(GDI.cpu_time),
+    tot_pages: u64At(mem, b + GDI.tot_pages),
+    max_pages: u64At(mem, b + GDI.max_pages),
+    outstanding_pages: u64At(mem, b + GDI.outstanding_pages),
+    shr_pages: u64At(mem, b + GDI.shr_pages),
+    paged_pages: u64At(mem, b + GDI.paged_pages),
+    shared_info_frame: u64At(mem, b + GDI.shared_info_frame),
+    cpu_time: u64At(mem, b + GDI.cpu_time),
     nr_online_vcpus: v.getUint32(b + GDI.nr_online_vcpus, true),
     max_vcpu_id: v.getUint32(b + GDI.max_vcpu_id, true),
     ssidref: v.getUint32(b + GDI.ssidref, true),

@@ -79,7 +79,7 @@ function zodParse<S extends z.ZodType>(op: TypedOp<S, unknown>, input: unknown):
 
 /** Allocates buffers for the body and frees them however it ends. */
 export function* withBuffers<T>(ctx: OpCtx, sizes: readonly number[], body: (bufs: HypercallBuffer[]) => Program<T>): Program<T> {
-  const bufs = allocAll(ctx.pool, sizes);
+  const bufs = allocAll(ctx.pool, sizes, true);
   try {
     return yield* body(bufs);
   } finally {
@@ -198,7 +198,7 @@ function* envelopeCall<T>(
   extra: readonly HypercallBuffer[],
   read: PayloadReader<T> | undefined,
 ): Program<EnvelopeResult<T>> {
-  const buf = ctx.pool.takeStruct(e.size);
+  const buf = ctx.pool.take(e.size);
   try {
     const decodedIn = writeEnvelope(e, buf, row, domain, layout, payload);
     const result = yield* issue(ctx, row, [buf.address], extra.length ? [buf, ...extra] : [buf], decodedIn);
@@ -218,7 +218,7 @@ function envelopeCallSync<T>(
   extra: readonly HypercallBuffer[],
   read: PayloadReader<T> | undefined,
 ): EnvelopeResult<T> {
-  const buf = ctx.pool.takeStruct(e.size);
+  const buf = ctx.pool.take(e.size);
   try {
     const decodedIn = writeEnvelope(e, buf, row, domain, layout, payload);
     const result = issueSync(ctx, row, [buf.address], extra.length ? [buf, ...extra] : [buf], decodedIn);
@@ -337,11 +337,18 @@ function envelopeCalls<R, A, F extends FieldMap, T>(e: Envelope, spec: EnvelopeO
   };
 }
 
-/** Buffers of the given sizes (at least a byte each); if one cannot be had, those made are freed. */
-export function allocAll(pool: BufferPool, sizes: readonly number[]): HypercallBuffer[] {
+/**
+ * Buffers of the given sizes (at least a byte each); if one cannot be had, those made are freed.
+ * `exact`: each buffer's `size` is the size asked for (a caller that hands Xen `buf.size`);
+ * otherwise they are the pool's kept buffers (take()), whose size is whole pages.
+ */
+export function allocAll(pool: BufferPool, sizes: readonly number[], exact = false): HypercallBuffer[] {
   const bufs: HypercallBuffer[] = [];
   try {
-    for (let i = 0; i < sizes.length; i++) bufs.push(pool.alloc(Math.max(1, sizes[i]!)));
+    for (let i = 0; i < sizes.length; i++) {
+      const size = Math.max(1, sizes[i]!);
+      bufs.push(exact ? pool.alloc(size) : pool.take(size));
+    }
   } catch (e) {
     freeAll(pool, bufs);
     throw e;
@@ -349,9 +356,9 @@ export function allocAll(pool: BufferPool, sizes: readonly number[]): HypercallB
   return bufs;
 }
 
-/** Frees what allocAll() gave (those not freed already). */
+/** Gives back what allocAll() gave (those not freed already). */
 export function freeAll(pool: BufferPool, bufs: readonly HypercallBuffer[]): void {
-  for (let i = 0; i < bufs.length; i++) if (!bufs[i]!.freed) pool.free(bufs[i]!);
+  for (let i = 0; i < bufs.length; i++) if (!bufs[i]!.freed) pool.giveBack(bufs[i]!);
 }
 
 /**
@@ -376,7 +383,7 @@ export function* structCall<F extends FieldMap>(
   layout: StructLayout<F>,
   payload: Partial<Decoded<F>>,
 ): Program<{ out: Decoded<F>; result: bigint }> {
-  const buf = ctx.pool.takeStruct(layout.size);
+  const buf = ctx.pool.take(layout.size);
   try {
     const v = buf.view();
     encoderOf(layout)(v, 0, payload as Record<string, unknown>);

@@ -95,8 +95,8 @@ function* populatePhysmap(ctx: OpCtx, a: ReservationArgs, row: Row): Program<num
   // The list is read again for every resume, after waits: from a copy the caller cannot change.
   const gfnBytes = new Uint8Array(a.gfns.slice().buffer, 0, n * 8);
   // The buffers are taken here rather than through withBuffers(): a generator less on every step.
-  const res = ctx.pool.takeStruct(xen_memory_reservation.size);
-  const list = ctx.pool.alloc(n * 8);
+  const res = ctx.pool.take(xen_memory_reservation.size);
+  const list = ctx.pool.take(n * 8);
   try {
     const stallBudget = ctx.env.canFault ? ctx.env.policy.maxAttempts : 1;
     const inputs = [res, list];
@@ -137,7 +137,7 @@ function* populatePhysmap(ctx: OpCtx, a: ReservationArgs, row: Row): Program<num
     return n;
   } finally {
     ctx.pool.giveBack(res);
-    if (!list.freed) ctx.pool.free(list);
+    ctx.pool.giveBack(list);
   }
 }
 

@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCodes, ValidationError, XencallError, describeValue } from '../errors.js';
 import { pvhStartContexts } from '../hvm-context.js';
 import { XEN_DOMCTL_CDF } from '../hypercalls/numbers.js';
-import { bytesToUuid, domainHandle } from '../hypercalls/schemas.js';
+import { bytesToUuid, schemas } from '../hypercalls/schemas.js';
 import { XEN_X86_EMU } from '../hypercalls/values.js';
 import { createDomainAdopting } from '../recovery.js';
 import { Xencall } from '../xencall.js';
@@ -276,7 +276,7 @@ export async function bootTestGuest(xc: Xencall, options?: BootTestGuestOptions)
     throw new ValidationError('pages', `must be an integer from ${L.minPages} to ${L.maxPages}, got ${describeValue(pages)}`);
   }
   const writeSet = checkWriteSet(options.writeSet ?? defaultTestGuestWriteSet(pages), pages);
-  const parsedHandle = domainHandle.safeParse(options.handle ?? randomUUID());
+  const parsedHandle = schemas().domainHandle.safeParse(options.handle ?? randomUUID());
   if (!parsedHandle.success) throw new ValidationError('handle', 'must be a UUID string or 16 bytes');
   const handle = bytesToUuid(parsedHandle.data);
   if (options.domid !== undefined && (!Number.isInteger(options.domid) || options.domid < 1 || options.domid >= 0x7ff0)) {
