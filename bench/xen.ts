@@ -9,7 +9,7 @@
 //
 // scripts/bench-xen.sh bundles this file (with src/) into plain JS, compiles the C program and
 // boots the VM once; in dom0 it runs as
-//   node --expose-gc xen-bench.mjs --c BIN --out FILE [--batch N] [--rounds R] [--list K]
+//   node --expose-gc xen-bench.mjs --c BIN --out FILE [--batch N] [--rounds R] [--list K] [--gc-per-batch 0|1]
 // and on the host `node xen-bench.mjs --report FILE` prints the table from the JSON.
 //
 // Method: a clock_gettime pair costs ~20 us in emulated dom0, so every figure is one batch of
@@ -47,7 +47,7 @@ interface Results {
   kind: 'xencall-bench-xen';
   when: string;
   machine: Record<string, unknown>;
-  params: { batch: number; rounds: number; warmup: number; listDomains: number; domainsFound: number };
+  params: { batch: number; rounds: number; warmup: number; listDomains: number; domainsFound: number; gcPerBatch?: boolean };
   /** ns per call (per whole list for the *_each / *list variants), one entry per round. */
   samples: Record<string, number[]>;
   summary: Record<string, Summary>;
@@ -112,6 +112,7 @@ function report(r: Results): string {
   lines.push(`machine: ${Object.entries(r.machine).map(([k, v]) => `${k}=${v}`).join(', ')}`);
   lines.push(
     `method: ${r.params.warmup} warm-up calls per variant, then ${r.params.rounds} rounds, ${r.params.batch} calls per batch (list variants: whole lists of ${r.params.domainsFound} domains), ` +
+      `${r.params.gcPerBatch ? 'a full gc before each batch, ' : ''}` +
       'variants interleaved in rotated order; median over rounds, [min..max], IQR % of median',
   );
   lines.push('');
@@ -147,7 +148,7 @@ if (reportFile) {
 const cBin = opt('c');
 const out = opt('out');
 const BATCH = Number(opt('batch', '300'));
-const ROUNDS = Number(opt('rounds', '16'));
+const ROUNDS = Number(opt('rounds', '24'));
 const LIST = Number(opt('list', '8'));
 /**
  * Calls per variant before anything is timed. V8 optimizes a function after enough calls, not
@@ -155,6 +156,14 @@ const LIST = Number(opt('list', '8'));
  * the first rounds time the interpreter.
  */
 const WARMUP = Number(opt('warmup', '4000'));
+/**
+ * Whether a full gc runs before every timed batch. Off by default: batches run as a long-running
+ * process runs them, each paying its share of scavenges. A forced full gc before each batch (the
+ * method until issue 13) made every variant noisy (IQRs of 50-90%, the bare koffi call itself
+ * 27 us one run and 50 the next) and cold, since V8 flushes code over repeated full gcs (with
+ * --no-flush-bytecode the same runs came out far steadier); `--gc-per-batch 1` brings it back.
+ */
+const GC_PER_BATCH = opt('gc-per-batch', '0') !== '0';
 /** Only these variants (comma-separated names; "c" for the C program), for profiling. */
 const ONLY = opt('only')?.split(',');
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
@@ -292,7 +301,7 @@ try {
   const samples: Record<string, number[]> = {};
   const put = (name: string, nsPerCall: number) => (samples[name] ??= []).push(nsPerCall);
   const timeNode = async (v: Variant) => {
-    gc();
+    if (GC_PER_BATCH) gc();
     const t0 = process.hrtime.bigint();
     await v.run();
     put(v.name, Number(process.hrtime.bigint() - t0) / v.calls);
@@ -307,7 +316,9 @@ try {
   };
 
   // Warm-up: JIT, buffer cache, koffi's call stubs; nothing recorded.
-  for (const v of node) for (let done = 0; done < WARMUP; done += v.calls * (v.calls === BATCH ? 1 : ids.length)) await v.run();
+  // WARMUP calls of each variant's own unit (a list variant's unit is a whole list), so the code
+  // only it runs (the sysctl path, for one) is as warm as the rest.
+  for (const v of node) for (let done = 0; done < WARMUP; done += v.calls) await v.run();
   for (const k of Object.keys(samples)) delete samples[k];
   gc();
   const heap0 = process.memoryUsage().heapUsed;
@@ -344,7 +355,7 @@ try {
       node: process.version,
       host: env.XENCALL_BENCH_HOST ?? '?',
     },
-    params: { batch: BATCH, rounds: ROUNDS, warmup: WARMUP, listDomains: LIST, domainsFound: ids.length },
+    params: { batch: BATCH, rounds: ROUNDS, warmup: WARMUP, listDomains: LIST, domainsFound: ids.length, gcPerBatch: GC_PER_BATCH },
     samples,
     summary,
     ratios,

@@ -15,7 +15,8 @@
 #
 # Environment:
 #   XENCALL_BENCH_BATCH    calls per batch (default 300)
-#   XENCALL_BENCH_ROUNDS   rounds (default 16)
+#   XENCALL_BENCH_ROUNDS   rounds (default 24)
+#   XENCALL_BENCH_GC_PER_BATCH  1: a full gc before every timed batch (default 0; see bench/xen.ts)
 #   XENCALL_BENCH_LIST     domains for the list comparison, dom0 included (default 8)
 #   XENCALL_BENCH_TIMEOUT  seconds for the VM (default 420)
 #   XENCALL_BENCH_VM_ARGS  extra xen-vm/run.sh options, e.g. "--no-hypercall-dev"
@@ -26,7 +27,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 CACHE=${XENCALL_BENCH_CACHE:-$ROOT/node_modules/.cache/xencall-bench}
 BATCH=${XENCALL_BENCH_BATCH:-300}
-ROUNDS=${XENCALL_BENCH_ROUNDS:-16}
+ROUNDS=${XENCALL_BENCH_ROUNDS:-24}
+GC_PER_BATCH=${XENCALL_BENCH_GC_PER_BATCH:-0}
 LIST=${XENCALL_BENCH_LIST:-8}
 TIMEOUT=${XENCALL_BENCH_TIMEOUT:-420}
 read -r -a VM_ARGS <<<"${XENCALL_BENCH_VM_ARGS:-}"
@@ -60,7 +62,7 @@ set +e
 timeout --kill-after=15 $((TIMEOUT + 60)) "$ROOT/xen-vm/run.sh" --timeout "$TIMEOUT" ${VM_ARGS[@]+"${VM_ARGS[@]}"} \
   --env "XENCALL_BENCH_HOST=$HOST_DESC" -- \
   node --expose-gc "$CACHE/xen-bench.mjs" --c "$CACHE/libxencall-bench" --out "$OUT" \
-  --batch "$BATCH" --rounds "$ROUNDS" --list "$LIST" >"$CACHE/last-stdout.txt"
+  --batch "$BATCH" --rounds "$ROUNDS" --list "$LIST" --gc-per-batch "$GC_PER_BATCH" >"$CACHE/last-stdout.txt"
 rc=$?
 set -e
 if [ "$rc" != 0 ] || [ ! -s "$OUT" ]; then

@@ -43,6 +43,8 @@ export class HypercallBuffer {
   private sized: DataView | null = null;
   /** Its pages seen three ways, made on first use (views() ). */
   private seen: PageViews | null = null;
+  /** @internal Set for the pool's kept buffers (BufferPool.take): whether one is in use now. */
+  taken = false;
 
   /** @internal */
   constructor(mem: BackendPages, size: number) {
@@ -139,8 +141,8 @@ export class BufferPool {
    * are never live buffers of the handle, so raw calls cannot name them.
    */
   private readonly kept: HypercallBuffer[][] = Array.from({ length: CACHED_MAX_PAGES + 1 }, () => []);
-  /** Those handed out by take() and not given back yet (close() frees them once their calls end). */
-  private readonly lent = new Set<HypercallBuffer>();
+  /** Every kept buffer there is, in use or not (close() frees them once their calls end). */
+  private readonly keptAll = new Set<HypercallBuffer>();
 
   constructor(private readonly backend: Backend) {}
 
@@ -200,18 +202,23 @@ export class BufferPool {
   take(size: number): HypercallBuffer {
     const pages = Math.ceil(size / XEN_PAGE_SIZE);
     if (!(pages >= 1 && pages <= CACHED_MAX_PAGES)) return this.alloc(size);
-    const buf = this.kept[pages]!.pop() ?? new HypercallBuffer(this.backend.allocPages(pages), pages * XEN_PAGE_SIZE);
+    let buf = this.kept[pages]!.pop();
+    if (!buf) {
+      buf = new HypercallBuffer(this.backend.allocPages(pages), pages * XEN_PAGE_SIZE);
+      this.keptAll.add(buf);
+    }
     buf.mem!.bytes.fill(0, 0, size);
-    this.lent.add(buf);
+    buf.taken = true;
     return buf;
   }
 
   /** @internal Ends the use of a buffer from take(). */
   giveBack(buf: HypercallBuffer): void {
-    if (!this.lent.delete(buf)) {
+    if (!buf.taken) {
       if (!buf.freed) this.free(buf);
       return;
     }
+    buf.taken = false;
     const slot = this.kept[buf.pages]!;
     if (slot.length < CACHE_PER_SIZE) slot.push(buf);
     else this.release(buf);
@@ -220,6 +227,7 @@ export class BufferPool {
   /** Frees the pages of a kept buffer (it was never a live one). */
   private release(buf: HypercallBuffer): void {
     const mem = buf.mem;
+    this.keptAll.delete(buf);
     if (!mem) return;
     buf.mem = null;
     this.backend.freePages(mem);
@@ -252,8 +260,7 @@ export class BufferPool {
   drain(): void {
     for (const b of [...this.live.values()]) this.free(b);
     for (const slot of this.cache) for (const mem of slot.splice(0)) this.backend.freePages(mem);
-    for (const slot of this.kept) for (const b of slot.splice(0)) this.release(b);
-    for (const b of this.lent) this.release(b);
-    this.lent.clear();
+    for (const slot of this.kept) slot.length = 0;
+    for (const b of [...this.keptAll]) this.release(b);
   }
 }

@@ -120,17 +120,28 @@ const encoders = new WeakMap<StructLayout, Encoder>();
 
 /** The layout's decoder, for callers that decode on every call and keep it. */
 export function decoderOf(layout: StructLayout): Decoder {
+  // Calls come in runs of the same layout: the last one answers without a map lookup.
+  if (layout === lastDecoded) return lastDecoder!;
   let d = decoders.get(layout);
   if (!d) decoders.set(layout, (d = compileDecoder(layout)));
+  lastDecoded = layout;
+  lastDecoder = d;
   return d;
 }
+let lastDecoded: StructLayout | undefined;
+let lastDecoder: Decoder | undefined;
 
 /** The layout's encoder, for callers that encode on every call and keep it. */
 export function encoderOf(layout: StructLayout): Encoder {
+  if (layout === lastEncoded) return lastEncoder!;
   let e = encoders.get(layout);
   if (!e) encoders.set(layout, (e = compileEncoder(layout)));
+  lastEncoded = layout;
+  lastEncoder = e;
   return e;
 }
+let lastEncoded: StructLayout | undefined;
+let lastEncoder: Encoder | undefined;
 
 /**
  * Builds a layout's decoder. The typed calls decode a struct on every call, and walking the

@@ -347,8 +347,8 @@ export class Xencall {
     for (let i = 0; i < args.length; i++) {
       const a = args[i];
       // Non-negative safe integers and bigints below 2^64 are taken as they are (small numbers
-      // from SMALL_BIGINTS, not a bigint made per call); toU64() does the rest and names the field (the name
-      // is only built when it is needed).
+      // from SMALL_BIGINTS, no bigint made per call); toU64() does the rest and names the field
+      // (the name is only built when it is needed).
       regs[i] =
         typeof a === 'bigint' && a >= 0n && a < U64_LIMIT
           ? a

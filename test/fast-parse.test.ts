@@ -4,6 +4,8 @@
 // are taken by the compiled parser itself (it is not zod under another name).
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type * as zod from 'zod';
@@ -122,6 +124,16 @@ describe('compiled parsers agree with zod', () => {
         { numRuns: 400, seed: 13 },
       );
       assert.ok(taken > 0, `${name}: the compiled parser took none of 400 inputs: it is zod under another name`);
+    });
+  }
+
+  // The same suite where code generation is disallowed, which the object parsers fall back from.
+  if (!process.env.XENCALL_FAST_PARSE_NO_CODEGEN) {
+    it('agrees with zod where code generation is disallowed (the walking object parser)', () => {
+      execFileSync(process.execPath, ['--disallow-code-generation-from-strings', '--import', 'tsx', fileURLToPath(import.meta.url)], {
+        env: { ...process.env, XENCALL_FAST_PARSE_NO_CODEGEN: '1' },
+        stdio: 'pipe',
+      });
     });
   }
 

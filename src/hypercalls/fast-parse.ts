@@ -121,9 +121,48 @@ function compileObject(schema: zod.ZodType, def: Def): Compiled {
   const shape = def.shape as Record<string, zod.ZodType>;
   const keys = Object.keys(shape);
   const fields = keys.map((k) => compile(shape[k]!));
-  const known = new Set(keys);
-  return plain((input) => {
+  return plain(generatedObjectParser(keys, fields, strict) ?? walkingObjectParser(keys, fields, strict));
+}
+
+/**
+ * The object parser as one generated function: the shape's keys as literal property reads and
+ * a switch for the strict check (names quoted with JSON.stringify; they are the schema's own,
+ * nothing comes from callers). A property read with a variable key, one per field, costs more
+ * than the rest of the parse. Null where code generation is disallowed.
+ */
+function generatedObjectParser(keys: readonly string[], fields: readonly Compiled[], strict: boolean): FastParser | null {
+  const lines: string[] = [
+    'if (o === null || typeof o !== "object") return N;',
     // Plain objects only: zod has its own views on arrays, class instances and inherited keys.
+    'const p = Object.getPrototypeOf(o); if (p !== Object.prototype && p !== null) return N;',
+  ];
+  if (strict) {
+    lines.push(keys.length ? `for (const k in o) switch (k) { ${keys.map((k) => `case ${JSON.stringify(k)}:`).join(' ')} break; default: return N; }` : 'for (const k in o) return N;');
+  }
+  lines.push('const out = {}; let v, r;');
+  keys.forEach((k, i) => {
+    const key = JSON.stringify(k);
+    const f = fields[i]!;
+    // A key given as undefined and an absent key differ in zod's output: left to zod.
+    const absent = f.hasDefault ? `out[${key}] = d[${i}];` : f.optional ? '' : 'return N;';
+    lines.push(`v = o[${key}]; if (v === undefined) { if (${key} in o) return N; ${absent} } else { r = f[${i}](v); if (r === N) return N; out[${key}] = r; }`);
+  });
+  lines.push('return out;');
+  try {
+    return new Function('N', 'f', 'd', `"use strict"; return function parseObject(o) { ${lines.join(' ')} };`)(
+      NOT_PARSED,
+      fields.map((f) => f.parse),
+      fields.map((f) => f.defaultValue),
+    ) as FastParser;
+  } catch {
+    return null;
+  }
+}
+
+/** The same parser walking the shape, where code generation is disallowed. */
+function walkingObjectParser(keys: readonly string[], fields: readonly Compiled[], strict: boolean): FastParser {
+  const known = new Set(keys);
+  return (input) => {
     if (input === null || typeof input !== 'object') return NOT_PARSED;
     const proto = Object.getPrototypeOf(input);
     if (proto !== Object.prototype && proto !== null) return NOT_PARSED;
@@ -135,7 +174,6 @@ function compileObject(schema: zod.ZodType, def: Def): Compiled {
       const f = fields[i]!;
       const v = o[k];
       if (v === undefined) {
-        // A key given as undefined and an absent key differ in zod's output: left to zod.
         if (k in o) return NOT_PARSED;
         if (f.hasDefault) out[k] = f.defaultValue;
         else if (!f.optional) return NOT_PARSED;
@@ -146,7 +184,7 @@ function compileObject(schema: zod.ZodType, def: Def): Compiled {
       out[k] = r;
     }
     return out;
-  });
+  };
 }
 
 function compileNumber(schema: zod.ZodType, def: Def): Compiled {

@@ -117,8 +117,7 @@ export function defineRow<const F extends FieldMap>(spec: RowInput<F>): Row {
   if (spec.readOnly !== undefined && spec.readOnly !== true && !spec.layout) {
     throw new Error(`row ${spec.name}: a read-only rule needs the argument layout to decode`);
   }
-  const { args, ...rest } = spec;
-  return extendRow(rest as Row, args ? { args } : {});
+  return extendRow(spec as unknown as Row, spec.args ? { args: spec.args } : {});
 }
 
 /**
@@ -126,19 +125,40 @@ export function defineRow<const F extends FieldMap>(spec: RowInput<F>): Row {
  * that builds it on first read (copies keep the getter, so nothing is built by copying).
  */
 function extendRow(row: Row, extra: { readonly layout?: StructLayout; readonly args?: ArgsSchema }): Row {
-  // A spread would read (and build) a schema getter; copying descriptors keeps it a getter. The
-  // index is a symbol, not enumerable: neither copies carry it over nor do spreads see it.
-  const { [ROW_INDEX]: _, ...descriptors } = Object.getOwnPropertyDescriptors(row) as PropertyDescriptorMap & { [ROW_INDEX]?: unknown };
-  const out: Record<string | symbol, unknown> = 'args' in row ? Object.defineProperties({}, descriptors) : { ...row };
-  Object.defineProperty(out, ROW_INDEX, { value: rowCount++ });
-  if (extra.layout) Object.defineProperty(out, 'layout', { value: extra.layout, enumerable: true });
-  if (extra.args) {
-    const make = extra.args;
-    let schema: z.ZodType | undefined;
-    Object.defineProperty(out, 'args', { get: () => (schema ??= make(schemas())), enumerable: true });
+  // Every row gets the same properties in the same order (absent ones undefined), so the hot
+  // paths' reads of row.subop, row.hypercall or row.condition meet one shape (two: rows with a
+  // schema have its getter too), not one per combination of optional fields: a property read on
+  // objects of many shapes is a slow generic lookup. The schema stays a getter that builds it on
+  // first read; the index is a symbol, not enumerable, so spreads and copies do not carry it.
+  const out: Record<string | symbol, unknown> = {
+    name: row.name,
+    hypercall: row.hypercall,
+    subop: row.subop,
+    mode: row.mode,
+    layout: extra.layout ?? row.layout,
+    verdict: row.verdict,
+    condition: row.condition,
+    faults: row.faults,
+    longRunning: row.longRunning,
+    reason: row.reason,
+    source: row.source,
+    recovery: row.recovery,
+    verified: row.verified,
+    readOnly: row.readOnly,
+  };
+  const schema = extra.args ?? schemaOf.get(row);
+  if (schema) {
+    let built: z.ZodType | undefined;
+    Object.defineProperty(out, 'args', { get: () => (built ??= schema(schemas())), enumerable: true });
   }
-  return Object.freeze(out) as unknown as Row;
+  Object.defineProperty(out, ROW_INDEX, { value: rowCount++ });
+  const frozen = Object.freeze(out) as unknown as Row;
+  if (schema) schemaOf.set(frozen, schema);
+  return frozen;
 }
+
+/** A row's schema function, so a copy of the row (withLayout) gets a getter of its own. */
+const schemaOf = new WeakMap<Row, ArgsSchema>();
 
 const ROW_INDEX = Symbol('row index');
 let rowCount = 0;

@@ -70,47 +70,70 @@ const ARCH = xen_arch_domainconfig.fields;
 const GDI_EMULATION = GDI.arch_config + ARCH.emulation_flags.offset;
 const GDI_MISC = GDI.arch_config + ARCH.misc_flags.offset;
 
-/** A domain's handle as last formatted, with the four words it came from. */
-interface KnownHandle {
-  readonly w0: number;
-  readonly w1: number;
-  readonly w2: number;
-  readonly w3: number;
-  readonly uuid: string;
-}
+/** getdomaininfo's 64-bit fields, in the order LastSeen keeps them. */
+const GDI_U64 = ['tot_pages', 'max_pages', 'outstanding_pages', 'shr_pages', 'paged_pages', 'shared_info_frame', 'cpu_time'] as const;
+const ZERO_UUID = '00000000-0000-0000-0000-000000000000';
 
 /**
- * The last handle formatted per domid. A domain's handle rarely changes, and formatting a UUID
- * costs as much as the rest of a DomainInfo; comparing four words costs next to nothing. At most
- * one entry per domid (below 0x7ff0), shared by every handle: the string is a pure function of
- * the bytes.
+ * What was last read for one domid: the raw words of its handle and of its 64-bit fields, and
+ * the string and bigints made from them. Making a bigint is a runtime call and formatting a UUID
+ * costs as much as the rest of a DomainInfo (in emulated dom0 each bigint costs microseconds),
+ * while comparing words costs next to nothing, and most of a domain's fields do not change from
+ * one read to the next. All zero to begin with, which is what the zero words stand for.
  */
-const knownHandles = new Map<number, KnownHandle>();
+class LastSeen {
+  /** Handle words 0-3, then the low and high half of each 64-bit field. */
+  readonly words = new Uint32Array(4 + 2 * GDI_U64.length);
+  uuid = ZERO_UUID;
+  readonly values: bigint[] = GDI_U64.map(() => 0n);
 
-/** The 16-byte handle at `at` as a UUID string, formatted again only when its bytes changed. */
-function handleAt(v: DataView, bytes: Uint8Array, at: number, domid: number): string {
-  const w0 = v.getUint32(at, true);
-  const w1 = v.getUint32(at + 4, true);
-  const w2 = v.getUint32(at + 8, true);
-  const w3 = v.getUint32(at + 12, true);
-  const k = knownHandles.get(domid);
-  if (k && k.w0 === w0 && k.w1 === w1 && k.w2 === w2 && k.w3 === w3) return k.uuid;
-  const uuid = bytesToUuid(bytes, at);
-  knownHandles.set(domid, { w0, w1, w2, w3, uuid });
-  return uuid;
+  handle(v: DataView, bytes: Uint8Array, at: number): string {
+    const w = this.words;
+    const w0 = v.getUint32(at, true);
+    const w1 = v.getUint32(at + 4, true);
+    const w2 = v.getUint32(at + 8, true);
+    const w3 = v.getUint32(at + 12, true);
+    if (w[0] !== w0 || w[1] !== w1 || w[2] !== w2 || w[3] !== w3) {
+      w[0] = w0;
+      w[1] = w1;
+      w[2] = w2;
+      w[3] = w3;
+      this.uuid = bytesToUuid(bytes, at);
+    }
+    return this.uuid;
+  }
+
+  /** The 64-bit field `i` (of GDI_U64) at `at`: the bigint made last time if its words are the same. */
+  u64(i: number, mem: PageViews, at: number): bigint {
+    const v = mem.view;
+    const lo = v.getUint32(at, true);
+    const hi = v.getUint32(at + 4, true);
+    const w = this.words;
+    const k = 4 + 2 * i;
+    if (w[k] !== lo || w[k + 1] !== hi) {
+      w[k] = lo;
+      w[k + 1] = hi;
+      this.values[i] = u64At(mem, at);
+    }
+    return this.values[i]!;
+  }
 }
+
+/** Per domid (below 0x7ff0, so at most that many), shared by every handle: the values are pure functions of the words. */
+const lastSeen = new Map<number, LastSeen>();
 
 /**
  * The DomainInfo of the struct xen_domctl_getdomaininfo at `b` of a buffer, read straight from
  * it: one object, no intermediate decode. Each field is read with its layout type's width
- * (test/typed-calls.test.ts compares it with the layout's decoder); the 64-bit ones with u64At()
- * (every record is 8-aligned: 112 bytes at offset 16 or at 112i), so the zero counters of a
- * typical domain allocate no bigint.
+ * (test/typed-calls.test.ts compares it with the layout's decoder); the 64-bit ones and the
+ * handle are made again only where their words changed since the domid was last read (LastSeen).
  */
 export function domainInfoAt(mem: PageViews, b: number): DomainInfo {
   const { view: v, bytes } = mem;
   const f = v.getUint32(b + GDI.flags, true);
   const domid = v.getUint16(b + GDI.domain, true);
+  let seen = lastSeen.get(domid);
+  if (!seen) lastSeen.set(domid, (seen = new LastSeen()));
   return {
     domid,
     flags: f,
@@ -124,17 +147,17 @@ export function domainInfoAt(mem: PageViews, b: number): DomainInfo {
     xs_domain: (f & XEN_DOMINF.xs_domain) !== 0,
     hap: (f & XEN_DOMINF.hap) !== 0,
     shutdown_reason: (f >>> XEN_DOMINF.shutdownshift) & XEN_DOMINF.shutdownmask,
-    tot_pages: u64At(mem, b + GDI.tot_pages),
-    max_pages: u64At(mem, b + GDI.max_pages),
-    outstanding_pages: u64At(mem, b + GDI.outstanding_pages),
-    shr_pages: u64At(mem, b + GDI.shr_pages),
-    paged_pages: u64At(mem, b + GDI.paged_pages),
-    shared_info_frame: u64At(mem, b + GDI.shared_info_frame),
-    cpu_time: u64At(mem, b + GDI.cpu_time),
+    tot_pages: seen.u64(0, mem, b + GDI.tot_pages),
+    max_pages: seen.u64(1, mem, b + GDI.max_pages),
+    outstanding_pages: seen.u64(2, mem, b + GDI.outstanding_pages),
+    shr_pages: seen.u64(3, mem, b + GDI.shr_pages),
+    paged_pages: seen.u64(4, mem, b + GDI.paged_pages),
+    shared_info_frame: seen.u64(5, mem, b + GDI.shared_info_frame),
+    cpu_time: seen.u64(6, mem, b + GDI.cpu_time),
     nr_online_vcpus: v.getUint32(b + GDI.nr_online_vcpus, true),
     max_vcpu_id: v.getUint32(b + GDI.max_vcpu_id, true),
     ssidref: v.getUint32(b + GDI.ssidref, true),
-    handle: handleAt(v, bytes, b + GDI.handle, domid),
+    handle: seen.handle(v, bytes, b + GDI.handle),
     cpupool: v.getUint32(b + GDI.cpupool, true),
     gpaddr_bits: v.getUint8(b + GDI.gpaddr_bits),
     arch_config: { emulation_flags: v.getUint32(b + GDI_EMULATION, true), misc_flags: v.getUint32(b + GDI_MISC, true) },

@@ -111,8 +111,15 @@ export function lowWords(buf: HypercallBuffer, n: number): Uint32Array {
 /** The plan of a row's hypercall with the given registers (missing ones are 0). */
 function planOf(row: Row, args: readonly bigint[], inputs: readonly HypercallBuffer[], decoded: Record<string, unknown> | undefined): CallPlan {
   const regs = [args[0] ?? 0n, args[1] ?? 0n, args[2] ?? 0n, args[3] ?? 0n, args[4] ?? 0n];
-  return { op: HYPERCALLS[row.hypercall].number, args: regs, subop: row.subop, row, decoded, inputs };
+  // Calls come in runs of the same row: its hypercall number is looked up once per run.
+  if (row !== lastPlanRow) {
+    lastPlanRow = row;
+    lastPlanOp = HYPERCALLS[row.hypercall].number;
+  }
+  return { op: lastPlanOp, args: regs, subop: row.subop, row, decoded, inputs };
 }
+let lastPlanRow: Row | undefined;
+let lastPlanOp = 0;
 
 /** Issues a row's hypercall with the given registers; `inputs` are restored before re-issues. */
 export function issue(ctx: OpCtx, row: Row, args: readonly bigint[], inputs: readonly HypercallBuffer[], decoded?: Record<string, unknown>): Program<bigint> {

@@ -65,7 +65,7 @@ export function bindTypedCalls(xc: Xencall): { async: TypedCalls; sync: TypedCal
           ? runSync
             ? (args?: unknown) => {
                 xc.checkOpen();
-                return runSync(ctx(), v.parse(args), v.row);
+                return runSync(plain ?? ctx(), v.parse(args), v.row);
               }
             : (args?: unknown) => {
                 xc.checkOpen();

@@ -38,6 +38,18 @@ export class RetryStats {
 
   /** The counters of a table row (those of its name). */
   forRow(row: Row): OpCounters {
+    // Calls come in runs of the same op: the last row answers without a lookup (rows have many
+    // shapes, so reading their index is a megamorphic load).
+    if (row === this.lastRow) return this.lastCounters!;
+    const c = this.lookupRow(row);
+    this.lastRow = row;
+    this.lastCounters = c;
+    return c;
+  }
+  private lastRow: Row | undefined;
+  private lastCounters: OpCounters | undefined;
+
+  private lookupRow(row: Row): OpCounters {
     const i = rowIndex(row);
     // A row made outside defineRow (a test's hand-made one) has no index: found by name.
     if (i === undefined) return this.counters(row.name);
