@@ -111,6 +111,7 @@ export interface Backend {
   /**
    * IOCTL_PRIVCMD_MMAPBATCH_V2: maps frames `gfns` of domain `domid` (one page each, in order).
    * Arguments are validated above (non-empty, each gfn below 2^40, domid an ordinary domain).
+   * `gfns` is read during the call only: the caller may change or reuse it once the call returns.
    * Per-page failures do not throw: they are in `errors` (-EINVAL for a gfn Xen has no RAM at,
    * -ESRCH for every page of a domain that does not exist or is the caller itself; -ENOENT for a
    * paged-out frame is retried first, as libxenforeignmemory does, and stays only if it persists).

@@ -36,11 +36,20 @@ export function toGfnArray(field: string, gfns: unknown, maxLength: number): Big
  * @internal toGfnArray() for callers that copy the list into memory of their own before anything
  * can change it: a BigUint64Array is checked and handed back as it is, not copied.
  */
-export function checkedGfns(field: string, gfns: unknown, maxLength: number): BigUint64Array {
-  return gfnArray(field, gfns, maxLength, false);
+export function checkedGfns(field: string, gfns: unknown, maxLength: number, scratch?: GfnScratch): BigUint64Array {
+  return gfnArray(field, gfns, maxLength, false, scratch);
 }
 
-function gfnArray(field: string, gfns: unknown, maxLength: number, copy: boolean): BigUint64Array {
+/**
+ * @internal Memory a caller that uses a converted list only during one synchronous call lends
+ * for the conversion, so converting 10^3 gfns allocates nothing: lists up to SCRATCH_GFNS.
+ */
+export interface GfnScratch {
+  words: BigUint64Array;
+}
+const SCRATCH_GFNS = 1 << 16;
+
+function gfnArray(field: string, gfns: unknown, maxLength: number, copy: boolean, scratch?: GfnScratch): BigUint64Array {
   const n = listLength(field, gfns);
   if (n === 0) throw new ValidationError(field, 'must not be empty');
   if (n > maxLength) throw new ValidationError(field, `has ${n} entries; at most ${maxLength} are allowed`);
@@ -58,11 +67,18 @@ function gfnArray(field: string, gfns: unknown, maxLength: number, copy: boolean
     if (high >>> 0 >= GFN_LIMIT_HI) for (let i = 0; i < n; i++) if (in32[2 * i + 1]! >= GFN_LIMIT_HI) bad(i, gfns[i]);
     return copy ? gfns.slice() : gfns;
   }
-  const out = new BigUint64Array(n);
-  const out32 = new Uint32Array(out.buffer);
+  let out: BigUint64Array;
+  if (scratch && n <= SCRATCH_GFNS) {
+    if (scratch.words.length < n) scratch.words = new BigUint64Array(Math.max(n, 2 * scratch.words.length));
+    out = scratch.words.subarray(0, n);
+  } else out = new BigUint64Array(n);
+  const out32 = new Uint32Array(out.buffer, out.byteOffset, 2 * n);
   if (gfns instanceof Uint32Array) {
-    // Every u32 is below the limit.
-    for (let i = 0; i < n; i++) out32[2 * i] = gfns[i]!;
+    // Every u32 is below the limit; the high halves are written too (the scratch is reused).
+    for (let i = 0; i < n; i++) {
+      out32[2 * i] = gfns[i]!;
+      out32[2 * i + 1] = 0;
+    }
   } else {
     const list = gfns as ArrayLike<unknown>;
     for (let i = 0; i < n; i++) {
@@ -175,6 +191,7 @@ export class ForeignMapping {
 /** xc.foreignMemory: maps other domains' memory through the handle's backend. */
 export class ForeignMemory {
   private readonly open = new Set<ForeignMapping>();
+  private readonly scratch: GfnScratch = { words: new BigUint64Array(0) };
 
   /** @internal */
   constructor(
@@ -190,7 +207,9 @@ export class ForeignMemory {
     this.checkOpen();
     checkDomid('domid', domid);
     const writable = writableOption(options);
-    const list = toGfnArray('gfns', gfns, MAX_FOREIGN_PAGES);
+    // The backend reads the list during mapForeign() only (backend.ts): a BigUint64Array is
+    // handed over as it is, other lists are converted into memory kept for it.
+    const list = checkedGfns('gfns', gfns, MAX_FOREIGN_PAGES, this.scratch);
     if (!this.backend.mapForeign) throw new XencallError(ErrorCodes.BACKEND_UNAVAILABLE, `the ${this.backend.kind} backend cannot map foreign memory`);
     return this.track(this.backend.mapForeign(domid, list, writable));
   }

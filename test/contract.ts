@@ -223,6 +223,33 @@ export function foreignMemoryContract(name: string, target: ForeignContractTarge
       });
     });
 
+    it('the gfn list is read during map() only: changing it, or mapping another list, leaves a map as made', async () => {
+      await withDomain(16, async (xc, domid) => {
+        const gfns = [0, 1, 2, 3, 4, 5];
+        await xc.memory_op.populate_physmap({ domid, gfns });
+        const w = xc.foreignMemory.map(domid, gfns, { writable: true });
+        gfns.forEach((g, p) => (w.page(p)[0] = pattern(g, 0)));
+        w.unmap();
+        const firstOf = (m: { page(i: number): Uint8Array }, n: number) => Array.from({ length: n }, (_, p) => m.page(p)[0]);
+        // The caller's own BigUint64Array, changed after the call.
+        const list = new BigUint64Array([0n, 1n]);
+        const a = xc.foreignMemory.map(domid, list);
+        list.set([5n, 4n]);
+        // Lists converted from other forms, one after the other (the conversion's memory is reused).
+        const b = xc.foreignMemory.map(domid, new Uint32Array([2, 3]));
+        const c = xc.foreignMemory.map(domid, new Uint32Array([5, 4]));
+        try {
+          assert.deepEqual(firstOf(a, 2), [pattern(0, 0), pattern(1, 0)]);
+          assert.deepEqual(firstOf(b, 2), [pattern(2, 0), pattern(3, 0)]);
+          assert.deepEqual(firstOf(c, 2), [pattern(5, 0), pattern(4, 0)]);
+        } finally {
+          a.unmap();
+          b.unmap();
+          c.unmap();
+        }
+      });
+    });
+
     it('a gfn without RAM fails alone with -EINVAL and reads as zeros; the others map', async () => {
       await withDomain(16, async (xc, domid) => {
         await xc.memory_op.populate_physmap({ domid, gfns: [0, 1] });
