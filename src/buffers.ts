@@ -252,8 +252,10 @@ export class BufferPool {
     return new DataView(b.mem.bytes.buffer, b.mem.bytes.byteOffset + off, length);
   };
 
-  liveBuffers(): IterableIterator<HypercallBuffer> {
-    return this.live.values();
+  /** Every buffer in use now: the handle's live buffers and the kept ones a call has taken. */
+  *liveBuffers(): IterableIterator<HypercallBuffer> {
+    yield* this.live.values();
+    for (const b of this.keptAll) if (b.taken) yield b;
   }
 
   /** Frees everything, cached pages included (on close). */

@@ -195,6 +195,7 @@ function readEnvelope<T>(e: Envelope, buf: HypercallBuffer, layout: StructLayout
   return { domain: e.domain >= 0 ? v.getUint16(e.domain, true) : 0, out, result };
 }
 
+/** One envelope call in the pool's struct page: write, issue, read what Xen left, give the page back. */
 function* envelopeCall<T>(
   ctx: OpCtx,
   e: Envelope,
@@ -215,6 +216,10 @@ function* envelopeCall<T>(
   }
 }
 
+/**
+ * envelopeCall() for the synchronous API: the same steps with issueSync() in place of the
+ * runner's generator, as runHypercallSync() twins runHypercall(). Keep the two alike.
+ */
 function envelopeCallSync<T>(
   ctx: OpCtx,
   e: Envelope,
