@@ -74,11 +74,10 @@ function gfnArray(field: string, gfns: unknown, maxLength: number, copy: boolean
   } else out = new BigUint64Array(n);
   const out32 = new Uint32Array(out.buffer, out.byteOffset, 2 * n);
   if (gfns instanceof Uint32Array) {
-    // Every u32 is below the limit; the high halves are written too (the scratch is reused).
-    for (let i = 0; i < n; i++) {
-      out32[2 * i] = gfns[i]!;
-      out32[2 * i + 1] = 0;
-    }
+    // Every u32 is below the limit. The high halves are zeroed in one go first (the scratch is
+    // reused), then only the low halves are written.
+    if (out.buffer === scratch?.words.buffer) out32.fill(0);
+    for (let i = 0; i < n; i++) out32[2 * i] = gfns[i]!;
   } else {
     const list = gfns as ArrayLike<unknown>;
     for (let i = 0; i < n; i++) {
