@@ -5,8 +5,9 @@
 import { parseArgs } from 'node:util';
 import { XencallError } from '../errors.js';
 
-// The commands are imported when they run: --help and usage errors load none of them (nor the
+// The commands are imported when one runs: --help and usage errors load none of them (nor the
 // hypercall table, the typed calls or the mock), so they cost little more than starting node.
+const commands = () => import('./command-modules.js');
 
 const USAGE = `usage: xencall <command> [options]
 
@@ -105,22 +106,22 @@ export async function main(argv: string[], io: CliIO = { out: (s) => process.std
   try {
     switch (command) {
       case 'table':
-        return (await import('./table.js')).runTable(opts, io);
+        return (await commands()).runTable(opts, io);
       case 'demo':
-        return await (await import('./demo.js')).runDemo(opts, io);
+        return await (await commands()).runDemo(opts, io);
       case 'info':
-        return await (await import('./commands.js')).runInfo(opts, io);
+        return await (await commands()).runInfo(opts, io);
       case 'doctor':
-        return await (await import('./doctor.js')).runDoctor(opts, io);
+        return await (await commands()).runDoctor(opts, io);
       case 'domains':
-        return await (await import('./commands.js')).runDomains(opts, io);
+        return await (await commands()).runDomains(opts, io);
       case 'call':
-        return await (await import('./raw-call.js')).runCall(rest, opts, io);
+        return await (await commands()).runCall(rest, opts, io);
       case 'save':
       case 'restore':
       case 'migrate': {
         const o = { ...opts, live: values.live, keep: values.keep, paused: values.paused, keepSource: values['keep-source'], progress: !values['no-progress'] && Boolean(process.stderr.isTTY) };
-        const { runMigrate, runRestore, runSave } = await import('./save-restore-migrate.js');
+        const { runMigrate, runRestore, runSave } = await commands();
         const run = command === 'save' ? runSave : command === 'restore' ? runRestore : runMigrate;
         return await run(rest, o, io);
       }
@@ -131,7 +132,7 @@ export async function main(argv: string[], io: CliIO = { out: (s) => process.std
           io.err('xencall saverestore: --pages must be an integer from 1 to 4194304 and --strategy merge, all-dirty or naive\n');
           return 2;
         }
-        const { runSaveRestore } = await import('./saverestore.js');
+        const { runSaveRestore } = await commands();
         return await runSaveRestore({ ...opts, pages, strategy, progress: !values['no-progress'] && Boolean(process.stderr.isTTY) }, io);
       }
       default:
