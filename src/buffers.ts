@@ -41,7 +41,7 @@ export class HypercallBuffer {
   /** @internal */ mem: BackendPages | null;
   /** The view view() hands out, made on first use (a DataView costs more than a hypercall's own JS). */
   private sized: DataView | null = null;
-  /** Its pages seen three ways, made on first use (views() ). */
+  /** Its pages' views, made on first use (views()). */
   private seen: PageViews | null = null;
   /** @internal Set for the pool's kept buffers (BufferPool.take): whether one is in use now. */
   taken = false;
@@ -73,8 +73,8 @@ export class HypercallBuffer {
   }
 
   /**
-   * @internal All its pages as a DataView, as bytes and as 64-bit words (null where the memory is
-   * not 8-aligned), all from the same start: what decoders read a struct with, made once.
+   * @internal All its pages as a DataView, as bytes and as 32- and 64-bit words (null where the
+   * memory is not 8-aligned), all from the same start: what decoders read a struct with, made once.
    */
   views(): PageViews {
     if (this.seen) {
