@@ -125,6 +125,10 @@ export class HypercallBuffer {
   }
 }
 
+// The brand the table's argument schemas recognise a hypercall buffer by (schemas.ts
+// HYPERCALL_BUFFER_BRAND): src/hypercalls imports nothing from here at run time.
+Object.defineProperty(HypercallBuffer.prototype, Symbol.for('xencall.HypercallBuffer'), { value: true });
+
 /** How many freed 1-4 page allocations are kept for reuse, per page count. */
 const CACHE_PER_SIZE = 4;
 const CACHED_MAX_PAGES = 4;

@@ -5,6 +5,7 @@
 // through the small constructors next to it.
 
 import { XEN_ERRNO } from './errno-table.js';
+import type { RefusalKind } from './retry/decide.js';
 
 export const ErrorCodes = {
   /** The hypervisor (or privcmd) returned a negative errno and no retry applied. */
@@ -109,6 +110,60 @@ export class HypercallError extends XencallError implements HypercallErrorInfo {
     this.recovery = info.recovery;
     this.retry = info.retry;
   }
+}
+
+/** A failed hypercall (or privcmd ioctl), as hypercallError() turns it into a HypercallError. */
+export interface HypercallFailure {
+  /** Positive errno. */
+  readonly errno: number;
+  /** Hypercall number; -1 for a privcmd ioctl or mapping that is not a hypercall. */
+  readonly op: number;
+  readonly subop?: number | null;
+  /** The table row's name, or the ioctl's ("privcmd.restrict"); null without one. */
+  readonly name?: string | null;
+  /** Times it was issued. Default 1. */
+  readonly attempts?: number;
+  /**
+   * What the retry decision said when it did not re-issue (decideRetry's 'fail' answer). Its
+   * kind gives the code: 'exhausted' XEN_ERR_RETRY_EXHAUSTED, 'errno-not-retryable'
+   * XEN_ERR_HYPERCALL, any other refusal XEN_ERR_RETRY_REFUSED. Without one: XEN_ERR_HYPERCALL.
+   */
+  readonly decision?: { readonly kind: RefusalKind; readonly verdict: 'safe' | 'unsafe' | null; readonly reason: string; readonly recovery: string | null };
+  /** The row's reason, which an ordinary failure (XEN_ERR_HYPERCALL) carries. */
+  readonly rowReason?: string | null;
+  /** The message, where the default (which says what the code means) is not enough. */
+  readonly message?: string;
+}
+
+/**
+ * The one place a failed hypercall becomes an error: the code, the retry outcome and the message
+ * all follow from the failure and the retry decision, the same way for the runner, the typed
+ * calls' own checks, the privcmd backend's ioctls and the mock's.
+ */
+export function hypercallError(f: HypercallFailure): HypercallError {
+  const d = f.decision;
+  const code = !d || d.kind === 'errno-not-retryable' ? ErrorCodes.HYPERCALL : d.kind === 'exhausted' ? ErrorCodes.RETRY_EXHAUSTED : ErrorCodes.RETRY_REFUSED;
+  const attempts = f.attempts ?? 1;
+  const info: HypercallErrorInfo = {
+    errno: f.errno,
+    op: f.op,
+    subop: f.subop ?? null,
+    name: f.name ?? null,
+    attempts,
+    verdict: d?.verdict ?? null,
+    reason: code === ErrorCodes.HYPERCALL ? (f.rowReason ?? null) : d!.reason,
+    recovery: d?.recovery ?? null,
+    retry: code === ErrorCodes.HYPERCALL ? 'none' : code === ErrorCodes.RETRY_EXHAUSTED ? 'exhausted' : 'refused',
+  };
+  let message = f.message;
+  if (message === undefined && code !== ErrorCodes.HYPERCALL) {
+    const label = info.name ?? `hypercall ${info.op}${info.subop === null ? '' : `/${info.subop}`}`;
+    message =
+      code === ErrorCodes.RETRY_REFUSED
+        ? `${label} failed with ${errnoNameOf(f.errno)} and was not re-issued: ${d!.reason.replace(/\.$/, '')}${d!.recovery ? `. Instead: ${d!.recovery}` : ''}`
+        : `${label} failed with ${errnoNameOf(f.errno)} on all ${attempts} attempts`;
+  }
+  return new HypercallError(code, info, message);
 }
 
 /**

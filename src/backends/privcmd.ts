@@ -30,7 +30,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Backend, BackendPages } from '../backend.js';
 import type { BackendForeignMap } from '../backend.js';
-import { ErrorCodes, HypercallError, XencallError, errnoNameOf, notIssued } from '../errors.js';
+import { ErrorCodes, XencallError, errnoNameOf, hypercallError, notIssued, type HypercallError } from '../errors.js';
 import { XEN_PAGE_SIZE } from '../hypercalls/numbers.js';
 import { encode } from '../layout.js';
 import { privcmd_mmap_resource, privcmd_mmapbatch_v2 } from '../hypercalls/structs.js';
@@ -308,11 +308,7 @@ export function openPrivcmd(options: PrivcmdOptions = {}): PrivcmdBackend {
 }
 
 function osError(name: string, errno: number, message: string): HypercallError {
-  return new HypercallError(
-    ErrorCodes.HYPERCALL,
-    { errno, op: -1, subop: null, name, attempts: 1, verdict: null, reason: null, recovery: null, retry: 'none' },
-    message,
-  );
+  return hypercallError({ errno, op: -1, name, message });
 }
 
 export class PrivcmdBackend implements Backend {

@@ -5,7 +5,7 @@
 import type { z } from 'zod';
 import type { Decoded, FieldMap, StructLayout } from '../layout.js';
 import type { HypercallName } from './hypercalls.js';
-import { schemas, type ArgsSchema } from './schemas.js';
+import { schemas, type ArgsSchema, type Schemas } from './schemas.js';
 
 /**
  * Whether a hypercall may be re-issued after -EFAULT.
@@ -92,7 +92,17 @@ export type Row = RowSpec<FieldMap>;
 /** A row as the table files write it: the argument schema as a function of the zod blocks. */
 export type RowInput<F extends FieldMap = FieldMap> = Omit<RowSpec<F>, 'args'> & { readonly args?: ArgsSchema };
 
-export function defineRow<const F extends FieldMap>(spec: RowInput<F>): Row {
+/**
+ * A row as its definition knows it: its name as a literal type and, where it has a typed call,
+ * the type of its argument schema (what the schema function returns). Nothing of this exists at
+ * run time beyond the Row: it is how the typed calls' argument types, and the union of row
+ * names, come from the table itself instead of being written again next to it.
+ */
+export type DefinedRow<N extends string, S> = Row & { readonly name: N } & (S extends z.ZodType ? { readonly args: S } : unknown);
+
+export function defineRow<const F extends FieldMap, const N extends string, S extends z.ZodType | undefined = undefined>(
+  spec: RowInput<F> & { readonly name: N; readonly args?: (s: Schemas) => S },
+): DefinedRow<N, S> {
   if (!['safe', 'unsafe', 'conditional'].includes(spec.verdict)) {
     throw new Error(`row ${spec.name}: verdict must be safe, unsafe or conditional`);
   }
@@ -117,7 +127,7 @@ export function defineRow<const F extends FieldMap>(spec: RowInput<F>): Row {
   if (spec.readOnly !== undefined && spec.readOnly !== true && !spec.layout) {
     throw new Error(`row ${spec.name}: a read-only rule needs the argument layout to decode`);
   }
-  return extendRow(spec as unknown as Row, spec.args ? { args: spec.args } : {});
+  return extendRow(spec as unknown as Row, spec.args ? { args: spec.args } : {}) as DefinedRow<N, S>;
 }
 
 /**
@@ -172,8 +182,8 @@ export function rowIndex(row: Row): number | undefined {
 }
 
 /** Gives a row built by a helper the argument schema of its typed call. */
-export function withArgs(row: Row, args: ArgsSchema): Row {
-  return extendRow(row, { args });
+export function withArgs<R extends Row, S extends z.ZodType>(row: R, args: (s: Schemas) => S): R & { readonly args: S } {
+  return extendRow(row, { args }) as R & { readonly args: S };
 }
 
 /** The verdict for one call: a conditional row resolves to safe or unsafe for its arguments. */
@@ -188,8 +198,8 @@ export function verdictFor(row: Row, decoded: Record<string, unknown> | undefine
  * Gives a row built by a helper the layout of its argument struct, so the guest handles in it
  * are known (a raw caller can check where Xen will write, the runner which buffers to restore).
  */
-export function withLayout(row: Row, layout: StructLayout): Row {
-  return extendRow(row, { layout });
+export function withLayout<R extends Row>(row: R, layout: StructLayout): R {
+  return extendRow(row, { layout }) as R;
 }
 
 /** Whether one call of the row only reads (the raw CLI's gate): a rule decides for these arguments. */
@@ -201,7 +211,7 @@ export function readOnlyFor(row: Row, decoded: Record<string, unknown> | undefin
 }
 
 /** What a sub-op family's rows have in common; each row gives the rest and may override these. */
-export type SubopRowSpec = Omit<RowInput, 'name' | 'hypercall' | 'subop' | 'faults' | 'longRunning' | 'verified' | 'verdict'> &
+export type SubopRowSpec = Omit<RowInput, 'name' | 'hypercall' | 'subop' | 'faults' | 'longRunning' | 'verified' | 'verdict' | 'args'> &
   Partial<Pick<RowSpec, 'faults' | 'longRunning' | 'verified' | 'verdict'>>;
 
 /**
@@ -209,11 +219,11 @@ export type SubopRowSpec = Omit<RowInput, 'name' | 'hypercall' | 'subop' | 'faul
  * spelling, the number comes from the header table, and the defaults (it copies, is not
  * long-running, was traced) apply unless the row says otherwise.
  */
-export function subopRows<T extends Readonly<Record<string, number>>>(
-  hypercall: HypercallName,
+export function subopRows<H extends HypercallName, T extends Readonly<Record<string, number>>>(
+  hypercall: H,
   numbers: T,
   defaults: Partial<Pick<RowSpec, 'verdict' | 'faults' | 'longRunning' | 'verified'>> = {},
-): (op: keyof T & string, spec: SubopRowSpec) => Row {
+): <Op extends keyof T & string, S extends z.ZodType | undefined = undefined>(op: Op, spec: SubopRowSpec & { readonly args?: (s: Schemas) => S }) => DefinedRow<`${H}.${Lowercase<Op>}`, S> {
   return (op, spec) =>
     defineRow({
       name: `${hypercall}.${op.toLowerCase()}`,
@@ -224,5 +234,5 @@ export function subopRows<T extends Readonly<Record<string, number>>>(
       verified: true,
       ...defaults,
       ...spec,
-    } as RowInput);
+    } as RowInput & { name: string }) as never;
 }

@@ -8,7 +8,8 @@
 
 import { createRequire } from 'node:module';
 import type * as zod from 'zod';
-import { checkedGfns } from '../foreign-memory.js';
+import type { HypercallBuffer } from '../buffers.js';
+import { checkedGfns, type GfnList } from '../gfn-list.js';
 import { DOMID } from './numbers.js';
 
 type Z = typeof zod.z;
@@ -30,13 +31,26 @@ export interface Schemas {
   readonly domidOrSelf: zod.ZodType<number, number>;
   /** xen_domain_handle_t: 16 bytes, given as a UUID string or 16 raw bytes. */
   readonly domainHandle: zod.ZodType<Uint8Array, string | Uint8Array>;
+  /** Bytes: a Uint8Array (a Buffer is one), of any ArrayBuffer. */
+  readonly bytes: zod.ZodType<Uint8Array, Uint8Array>;
+  /**
+   * The caller's own hypercall buffer (xc.allocBuffer()). Recognised by the brand its class
+   * carries (HYPERCALL_BUFFER_BRAND), so the table needs nothing from buffers.ts at run time.
+   */
+  readonly hypercallBuffer: zod.ZodType<HypercallBuffer, HypercallBuffer>;
   /**
    * A gfn list of 1 to `max` frame numbers, checked and converted in bulk to a BigUint64Array by
-   * foreign-memory.ts (toGfnArray, the one converter of gfn lists): typed arrays stay typed, and
+   * gfn-list.ts (toGfnArray, the one converter of gfn lists): typed arrays stay typed, and
    * 10^5 gfns never become 10^5 BigInt objects.
    */
-  readonly gfnList: (max: number) => zod.ZodType<BigUint64Array, unknown>;
+  readonly gfnList: (max: number) => zod.ZodType<BigUint64Array, GfnList>;
 }
+
+/**
+ * The brand on HypercallBuffer.prototype (buffers.ts): a registered symbol, so a schema here can
+ * tell a hypercall buffer without importing its class.
+ */
+export const HYPERCALL_BUFFER_BRAND: unique symbol = Symbol.for('xencall.HypercallBuffer') as never;
 
 /** A typed call's argument schema, built from the blocks when it is first needed. */
 export type ArgsSchema = (s: Schemas) => zod.ZodType;
@@ -67,17 +81,24 @@ function buildSchemas(z: Z): Schemas {
     .transform((v) => BigInt(v))
     .pipe(z.bigint().min(-(1n << 63n)).max((1n << 63n) - 1n));
   const domid = z.number().int().min(0).max(DOMID.FIRST_RESERVED - 1);
+  // z.instanceof() types its output by the class's default type argument (Uint8Array<ArrayBuffer>);
+  // a Buffer or a view of any ArrayBuffer is as good here.
+  const bytes = z.instanceof(Uint8Array) as unknown as zod.ZodType<Uint8Array, Uint8Array>;
   const domainHandle = z
     .union([
       z.uuid({ version: undefined }).or(z.string().regex(/^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$/)),
-      z.instanceof(Uint8Array).refine((b) => b.length === 16, 'a domain handle is 16 bytes'),
+      bytes.refine((b) => b.length === 16, 'a domain handle is 16 bytes'),
     ])
     .transform((v) => (typeof v === 'string' ? uuidToBytes(v) : new Uint8Array(v)));
-  const gfnLists = new Map<number, zod.ZodType<BigUint64Array, unknown>>();
+  const hypercallBuffer = z.custom<HypercallBuffer>(
+    (v) => typeof v === 'object' && v !== null && (v as { [HYPERCALL_BUFFER_BRAND]?: unknown })[HYPERCALL_BUFFER_BRAND] === true,
+    'must be a HypercallBuffer from xc.allocBuffer()',
+  );
+  const gfnLists = new Map<number, zod.ZodType<BigUint64Array, GfnList>>();
   const gfnList = (max: number) => {
     let s = gfnLists.get(max);
     if (!s) {
-      s = z.custom<unknown>((v) => v !== undefined, 'a gfn list is required').transform((v, ctx) => {
+      const list = z.custom<unknown>((v) => v !== undefined, 'a gfn list is required').transform((v, ctx) => {
         try {
           // A BigUint64Array comes back as it is: the typed calls copy the list into their own
           // buffers (populate_physmap, which reads it again after waits, into a copy of its own).
@@ -90,6 +111,8 @@ function buildSchemas(z: Z): Schemas {
           return z.NEVER;
         }
       });
+      // Typed as what it takes: toGfnArray checks any value, and names what is wrong with it.
+      s = list as unknown as zod.ZodType<BigUint64Array, GfnList>;
       gfnLists.set(max, s);
     }
     return s;
@@ -104,6 +127,8 @@ function buildSchemas(z: Z): Schemas {
     domid,
     domidOrSelf: z.union([domid, z.literal(DOMID.SELF)]),
     domainHandle,
+    bytes,
+    hypercallBuffer,
     gfnList,
   };
 }

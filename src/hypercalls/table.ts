@@ -16,7 +16,7 @@ import { SCHED_OP_ROWS } from './rows/sched-op.js';
 import { CONSOLE_IO_ROWS, XEN_VERSION_ROWS } from './rows/small.js';
 import { SYSCTL_ROWS } from './rows/sysctl.js';
 
-export const TABLE: readonly Row[] = Object.freeze([
+const ROWS = [
   ...XEN_VERSION_ROWS,
   ...DOMCTL_ROWS,
   ...SYSCTL_ROWS,
@@ -29,7 +29,19 @@ export const TABLE: readonly Row[] = Object.freeze([
   ...DM_OP_ROWS,
   ...CONSOLE_IO_ROWS,
   ...NO_SUBOP_ROWS,
-]);
+];
+
+export const TABLE: readonly Row[] = Object.freeze(ROWS);
+
+/** Every row as the table files define it, its name a literal type (a type only: TABLE is the data). */
+export type TableRow = (typeof ROWS)[number];
+/** The name of every row in the table: "domctl.getdomaininfo", "domctl.shadow_op.clean", "mmu_update", ... */
+export type RowName = TableRow['name'];
+/** The rows that have a typed call: those with an argument schema. */
+export type TypedRow = Extract<TableRow, { readonly args: unknown }>;
+export type TypedRowName = TypedRow['name'];
+/** A typed row's argument schema, by its name. */
+export type ArgsSchemaOf<N extends TypedRowName> = Extract<TypedRow, { readonly name: N }>['args'];
 
 const byName = new Map<string, Row>();
 

@@ -26,7 +26,7 @@ import { XEN_VCPUAFFINITY } from '../hypercalls/values.js';
 import { decode, type Decoded } from '../layout.js';
 import type { Row } from '../hypercalls/row.js';
 import type { Program } from '../retry/runner.js';
-import { allocAll, cpuIdCount, domctl, domctlOp, freeAll, hiddenFault, lowWords, syntheticError, typedOp, withBuffers, writeU64s, type OpCtx } from './helpers.js';
+import { allocAll, cpuIdCount, domctl, domctlOp, freeAll, hiddenFault, lowWords, syntheticError, typedOp, withBuffers, writeU64s, type ArgsOut, type OpCtx } from './helpers.js';
 import { describeFinish, finishPending, mayHaveLeftPending, withFinding } from './log-dirty.js';
 
 
@@ -218,7 +218,7 @@ export const DOMCTL_OPS = {
     layout: xen_domctl_getdomaininfo,
     domain: byDomain,
     read: domainInfoAt,
-    answer: ({ domain, out }, a: { domain: number }, row) => {
+    answer: ({ domain, out }, a, row) => {
       // Xen answers for the next domain at or above the id asked for; a typed lookup by id must
       // not hand back some other domain.
       if (domain !== a.domain) {
@@ -235,7 +235,7 @@ export const DOMCTL_OPS = {
     answer: (r) => ({ domid: r.domain }),
   }),
 
-  destroydomain: typedOp('domctl.destroydomain', function* (ctx, a: { domain: number }, row) {
+  destroydomain: typedOp('domctl.destroydomain', function* (ctx, a, row) {
     try {
       yield* domctl(ctx, row, a.domain, undefined, {});
     } catch (e) {
@@ -252,28 +252,28 @@ export const DOMCTL_OPS = {
   setdomainhandle: domctlOp('domctl.setdomainhandle', {
     layout: xen_domctl_setdomainhandle,
     domain: byDomain,
-    payload: (a: { domain: number; handle: Uint8Array }) => ({ handle: a.handle }),
+    payload: (a) => ({ handle: a.handle }),
     answer: nothing,
   }),
 
   max_mem: domctlOp('domctl.max_mem', {
     layout: xen_domctl_max_mem,
     domain: byDomain,
-    payload: (a: { domain: number; max_memkb: bigint }) => ({ max_memkb: a.max_memkb }),
+    payload: (a) => ({ max_memkb: a.max_memkb }),
     answer: nothing,
   }),
 
   max_vcpus: domctlOp('domctl.max_vcpus', {
     layout: xen_domctl_max_vcpus,
     domain: byDomain,
-    payload: (a: { domain: number; max: number }) => ({ max: a.max }),
+    payload: (a) => ({ max: a.max }),
     answer: nothing,
   }),
 
   getpageframeinfo3: domctlOp('domctl.getpageframeinfo3', {
     layout: xen_domctl_getpageframeinfo3,
     domain: byDomain,
-    buffers: (a: { domain: number; gfns: BigUint64Array }) => [a.gfns.length * 8],
+    buffers: (a) => [a.gfns.length * 8],
     payload: (a, [arr]) => {
       writeU64s(arr!, a.gfns);
       return { num: BigInt(a.gfns.length), array: arr!.address };
@@ -287,30 +287,30 @@ export const DOMCTL_OPS = {
   getvcpuinfo: domctlOp('domctl.getvcpuinfo', {
     layout: xen_domctl_getvcpuinfo,
     domain: byDomain,
-    payload: (a: { domain: number; vcpu: number }) => ({ vcpu: a.vcpu }),
+    payload: (a) => ({ vcpu: a.vcpu }),
     answer: ({ out }, a): VcpuInfo => ({ vcpu: a.vcpu, online: out.online !== 0, blocked: out.blocked !== 0, running: out.running !== 0, cpu_time: out.cpu_time, cpu: out.cpu }),
   }),
 
   setvcpuaffinity: typedOp(
     'domctl.setvcpuaffinity',
-    function* (ctx, a: { domain: number; vcpu: number; hard?: number[]; soft?: number[]; force: boolean }, row) {
+    function* (ctx, a, row) {
       const flags = (a.hard ? XEN_VCPUAFFINITY.HARD : 0) | (a.soft ? XEN_VCPUAFFINITY.SOFT : 0) | (a.force ? XEN_VCPUAFFINITY.FORCE : 0);
       return yield* vcpuAffinity(ctx, row, a.domain, a.vcpu, flags, a);
     },
   ),
 
-  getvcpuaffinity: typedOp('domctl.getvcpuaffinity', function* (ctx, a: { domain: number; vcpu: number }, row) {
+  getvcpuaffinity: typedOp('domctl.getvcpuaffinity', function* (ctx, a, row) {
     return yield* vcpuAffinity(ctx, row, a.domain, a.vcpu, XEN_VCPUAFFINITY.HARD | XEN_VCPUAFFINITY.SOFT, {});
   }),
 
   settimeoffset: domctlOp('domctl.settimeoffset', {
     layout: xen_domctl_settimeoffset,
     domain: byDomain,
-    payload: (a: { domain: number; time_offset_seconds: bigint }) => ({ time_offset_seconds: a.time_offset_seconds }),
+    payload: (a) => ({ time_offset_seconds: a.time_offset_seconds }),
     answer: nothing,
   }),
 
-  gethvmcontext: typedOp('domctl.gethvmcontext', function* (ctx, a: { domain: number }, row) {
+  gethvmcontext: typedOp('domctl.gethvmcontext', function* (ctx, a, row) {
     // A NULL buffer asks for the size (hvm_save_size, an upper bound); the second call fills
     // the buffer and says how much it used.
     const probe = yield* domctl(ctx, row, a.domain, xen_domctl_hvmcontext, { size: 0, buffer: 0n });
@@ -321,7 +321,7 @@ export const DOMCTL_OPS = {
     });
   }),
 
-  sethvmcontext: typedOp('domctl.sethvmcontext', function* (ctx, a: { domain: number; context: Uint8Array }, row) {
+  sethvmcontext: typedOp('domctl.sethvmcontext', function* (ctx, a, row) {
     return yield* withBuffers(ctx, [a.context.length], function* ([buf]) {
       buf!.write(a.context);
       yield* domctl(ctx, row, a.domain, xen_domctl_hvmcontext, { size: a.context.length, buffer: buf!.address }, [buf!]);
@@ -329,7 +329,7 @@ export const DOMCTL_OPS = {
     });
   }),
 
-  getvcpucontext: typedOp('domctl.getvcpucontext', function* (ctx, a: { domain: number; vcpu: number }, row) {
+  getvcpucontext: typedOp('domctl.getvcpucontext', function* (ctx, a, row) {
     return yield* withBuffers(ctx, [vcpu_guest_context.size], function* ([buf]) {
       yield* domctl(ctx, row, a.domain, xen_domctl_vcpucontext, { vcpu: a.vcpu, ctxt: buf!.address }, [buf!]);
       const bytes = buf!.read();
@@ -339,7 +339,7 @@ export const DOMCTL_OPS = {
   }),
 
   shadow_op: {
-    off: typedOp('domctl.shadow_op.off', function* (ctx, a: { domain: number }, row) {
+    off: typedOp('domctl.shadow_op.off', function* (ctx, a, row) {
       try {
         yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op: SHADOW_OP.OFF });
       } catch (e) {
@@ -361,10 +361,10 @@ export const DOMCTL_OPS = {
       payload: () => ({ op: SHADOW_OP.ENABLE_LOGDIRTY }),
       answer: nothing,
     }),
-    clean: typedOp('domctl.shadow_op.clean', function* (ctx, a: LogDirtyReadArgs, row) {
+    clean: typedOp('domctl.shadow_op.clean', function* (ctx, a, row) {
       return yield* logDirtyRead(ctx, row, SHADOW_OP.CLEAN, a);
     }),
-    peek: typedOp('domctl.shadow_op.peek', function* (ctx, a: LogDirtyReadArgs, row) {
+    peek: typedOp('domctl.shadow_op.peek', function* (ctx, a, row) {
       return yield* logDirtyRead(ctx, row, SHADOW_OP.PEEK, a);
     }),
     get_allocation: domctlOp('domctl.shadow_op.get_allocation', {
@@ -376,18 +376,14 @@ export const DOMCTL_OPS = {
     set_allocation: domctlOp('domctl.shadow_op.set_allocation', {
       layout: xen_domctl_shadow_op,
       domain: byDomain,
-      payload: (a: { domain: number; mb: number }) => ({ op: SHADOW_OP.SET_ALLOCATION, mb: a.mb }),
+      payload: (a) => ({ op: SHADOW_OP.SET_ALLOCATION, mb: a.mb }),
       answer: (r) => ({ mb: r.out.mb }),
     }),
   },
 };
 
-export interface LogDirtyReadArgs {
-  domain: number;
-  pages: bigint;
-  /** XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL: also mark the frames Xen keeps mapped writable (a save's last round). */
-  final: boolean;
-}
+/** CLEAN's and PEEK's arguments, as their rows' schema gives them (the two share it). */
+type LogDirtyReadArgs = ArgsOut<'domctl.shadow_op.clean'>;
 
 /**
  * CLEAN or PEEK. Neither leaves a continuation pending behind it: after an EFAULT (which may

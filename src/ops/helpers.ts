@@ -3,10 +3,10 @@
 
 import type { z } from 'zod';
 import type { BufferPool, HypercallBuffer, PageViews } from '../buffers.js';
-import { ErrorCodes, HypercallError, ValidationError, XencallError, errnoNumber } from '../errors.js';
+import { ErrorCodes, ValidationError, XencallError, errnoNumber, hypercallError, type HypercallError } from '../errors.js';
 import { decoderOf, encoderOf, type Decoded, type FieldMap, type StructLayout } from '../layout.js';
 import { HYPERCALLS } from '../hypercalls/hypercalls.js';
-import { rowByName } from '../hypercalls/table.js';
+import { rowByName, type ArgsSchemaOf, type TypedRowName } from '../hypercalls/table.js';
 import { NOT_PARSED, compileParser, type FastParser } from '../hypercalls/fast-parse.js';
 import type { Row } from '../hypercalls/row.js';
 import { DOMCTL_PAYLOAD_OFFSET, SYSCTL_PAYLOAD_OFFSET, xen_domctl, xen_sysctl, xen_sysctl_physinfo } from '../hypercalls/structs.js';
@@ -43,20 +43,27 @@ export interface TypedOp<S extends z.ZodType = z.ZodType, R = unknown> {
   readonly runSync?: (ctx: OpCtx, args: z.output<S>, row: Row) => R;
 }
 
-/** Declares a typed call for a table row; its argument schema is the row's. */
-export function typedOp<R, A = any>(
-  rowName: string,
-  run: (ctx: OpCtx, args: A, row: Row) => Program<R>,
-  runSync?: (ctx: OpCtx, args: A, row: Row) => R,
-): TypedOp<z.ZodType<A>, R> {
+/** What a typed row's call works with: its arguments as its schema's parse gives them. */
+export type ArgsOut<N extends TypedRowName> = z.output<ArgsSchemaOf<N>>;
+
+/**
+ * Declares a typed call for a table row. Its argument schema is the row's, and so is the type of
+ * `args` in `run`: inferred from the schema the row defines, never written again here.
+ */
+export function typedOp<N extends TypedRowName, R>(
+  rowName: N,
+  run: (ctx: OpCtx, args: ArgsOut<N>, row: Row) => Program<R>,
+  runSync?: (ctx: OpCtx, args: ArgsOut<N>, row: Row) => R,
+): TypedOp<ArgsSchemaOf<N>, R> {
+  type A = ArgsOut<N>;
   const row = rowByName(rowName);
   // `in`, not a read: reading builds the schema, which waits for the first call.
   if (!row || !('args' in row)) throw new Error(`typed call ${rowName} needs a table row with an args schema`);
   let fast: FastParser | undefined;
-  const op: TypedOp<z.ZodType<A>, R> = {
+  const op: TypedOp<ArgsSchemaOf<N>, R> = {
     row,
     get schema() {
-      return row.args as z.ZodType<A>;
+      return row.args as ArgsSchemaOf<N>;
     },
     run,
     runSync,
@@ -297,18 +304,18 @@ const noPayload = (): Record<string, unknown> => NO_FIELDS;
  * program the promise API drives and a plain function for the synchronous API, which then runs
  * without a generator at all.
  */
-export function domctlOp<R, A = any, F extends FieldMap = FieldMap, T = Decoded<F>>(rowName: string, spec: EnvelopeOp<A, F, T, R>): TypedOp<z.ZodType<A>, R> {
+export function domctlOp<N extends TypedRowName, R, F extends FieldMap = FieldMap, T = Decoded<F>>(rowName: N, spec: EnvelopeOp<ArgsOut<N>, F, T, R>): TypedOp<ArgsSchemaOf<N>, R> {
   return envelopeOp(DOMCTL, rowName, spec);
 }
 
 /** The same for a call that is exactly one sysctl. */
-export function sysctlOp<R, A = any, F extends FieldMap = FieldMap, T = Decoded<F>>(rowName: string, spec: EnvelopeOp<A, F, T, R>): TypedOp<z.ZodType<A>, R> {
+export function sysctlOp<N extends TypedRowName, R, F extends FieldMap = FieldMap, T = Decoded<F>>(rowName: N, spec: EnvelopeOp<ArgsOut<N>, F, T, R>): TypedOp<ArgsSchemaOf<N>, R> {
   return envelopeOp(SYSCTL, rowName, spec);
 }
 
-function envelopeOp<R, A, F extends FieldMap, T>(e: Envelope, rowName: string, spec: EnvelopeOp<A, F, T, R>): TypedOp<z.ZodType<A>, R> {
+function envelopeOp<N extends TypedRowName, R, F extends FieldMap, T>(e: Envelope, rowName: N, spec: EnvelopeOp<ArgsOut<N>, F, T, R>): TypedOp<ArgsSchemaOf<N>, R> {
   const call = envelopeCalls(e, spec);
-  return typedOp<R, A>(rowName, call.run, call.runSync);
+  return typedOp(rowName, call.run, call.runSync);
 }
 
 /** One envelope call of a spec, as a program and as a plain function: for typed calls made of several. */
@@ -377,8 +384,8 @@ export function freeAll(pool: BufferPool, bufs: readonly HypercallBuffer[]): voi
  * Declares a typed call that is one hypercall with no buffer (the arguments are the registers),
  * with a synchronous twin that runs without a generator.
  */
-export function registerOp<R, A = any>(rowName: string, regs: (a: A) => readonly bigint[], answer: (result: bigint, a: A) => R): TypedOp<z.ZodType<A>, R> {
-  return typedOp<R, A>(
+export function registerOp<N extends TypedRowName, R>(rowName: N, regs: (a: ArgsOut<N>) => readonly bigint[], answer: (result: bigint, a: ArgsOut<N>) => R): TypedOp<ArgsSchemaOf<N>, R> {
+  return typedOp(
     rowName,
     function* (ctx, a, row) {
       return answer(yield* issue(ctx, row, regs(a), NO_BUFFERS), a);
@@ -409,21 +416,7 @@ export function* structCall<F extends FieldMap>(
 
 /** An error for a condition Xen does not report as one (getdomaininfo's next-domain answer). */
 export function syntheticError(row: Row, errnoName: 'ESRCH', message: string): HypercallError {
-  return new HypercallError(
-    ErrorCodes.HYPERCALL,
-    {
-      errno: 3,
-      op: HYPERCALLS[row.hypercall].number,
-      subop: row.subop,
-      name: row.name,
-      attempts: 1,
-      verdict: null,
-      reason: null,
-      recovery: null,
-      retry: 'none',
-    },
-    `${row.name}: ${message} (${errnoName})`,
-  );
+  return hypercallError({ errno: errnoNumber(errnoName), op: HYPERCALLS[row.hypercall].number, subop: row.subop, name: row.name, message: `${row.name}: ${message} (${errnoName})` });
 }
 
 /**
@@ -442,25 +435,20 @@ export function* hiddenFault(ctx: OpCtx, row: Row, attempt: number, what: string
     counters.retries++;
     return;
   }
-  const code = d.kind === 'exhausted' ? ErrorCodes.RETRY_EXHAUSTED : d.kind === 'errno-not-retryable' ? ErrorCodes.HYPERCALL : ErrorCodes.RETRY_REFUSED;
-  if (code === ErrorCodes.RETRY_EXHAUSTED) counters.exhausted++;
-  else if (code === ErrorCodes.RETRY_REFUSED) counters.refused++;
+  const err = hypercallError({
+    errno,
+    op: HYPERCALLS[row.hypercall].number,
+    subop: row.subop,
+    name: row.name,
+    attempts: attempt,
+    decision: d,
+    rowReason: row.reason,
+    message: `${row.name} returned 0 but ${what} was not written back (a copy fault Xen did not report); ${d.reason}`,
+  });
+  if (err.code === ErrorCodes.RETRY_EXHAUSTED) counters.exhausted++;
+  else if (err.code === ErrorCodes.RETRY_REFUSED) counters.refused++;
   else counters.failed++;
-  throw new HypercallError(
-    code,
-    {
-      errno,
-      op: HYPERCALLS[row.hypercall].number,
-      subop: row.subop,
-      name: row.name,
-      attempts: attempt,
-      verdict: d.verdict,
-      reason: d.reason,
-      recovery: d.recovery,
-      retry: code === ErrorCodes.RETRY_EXHAUSTED ? 'exhausted' : code === ErrorCodes.RETRY_REFUSED ? 'refused' : 'none',
-    },
-    `${row.name} returned 0 but ${what} was not written back (a copy fault Xen did not report); ${d.reason}`,
-  );
+  throw err;
 }
 
 /**

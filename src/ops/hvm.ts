@@ -13,12 +13,12 @@ export interface HvmParam {
 }
 
 export const HVM_OP_OPS = {
-  get_param: typedOp('hvm_op.get_param', function* (ctx, a: { domid: number; index: number }, row) {
+  get_param: typedOp('hvm_op.get_param', function* (ctx, a, row) {
     const { out } = yield* structCall(ctx, row, BigInt(HVMOP.get_param), xen_hvm_param, { domid: a.domid, index: a.index });
     const r: HvmParam = { index: a.index, value: out.value };
     return r;
   }),
-  set_param: typedOp('hvm_op.set_param', function* (ctx, a: { domid: number; index: number; value: bigint }, row) {
+  set_param: typedOp('hvm_op.set_param', function* (ctx, a, row) {
     yield* structCall(ctx, row, BigInt(HVMOP.set_param), xen_hvm_param, { domid: a.domid, index: a.index, value: a.value });
   }),
 };

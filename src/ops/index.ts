@@ -8,7 +8,7 @@ import { SYSCTL_OPS } from './sysctl.js';
 import { HVM_OP_OPS } from './hvm.js';
 import type { OpCtx, TypedOp } from './helpers.js';
 import type { Program } from '../retry/runner.js';
-import type { GfnList } from '../foreign-memory.js';
+import type { z } from 'zod';
 import { callSignal } from '../input.js';
 
 export const TYPED_OPS = {
@@ -21,27 +21,21 @@ export const TYPED_OPS = {
 };
 
 /**
- * What a caller may pass: the parsed argument type with 64-bit fields also accepting numbers and
- * handles also accepting UUID strings. Fields are optional in the type; the row's zod schema
- * decides at run time which are required and fills defaults.
+ * What a caller passes: the input type of the row's zod schema (z.input), so the types are the
+ * table's own: 64-bit fields take a number or a bigint, handles a UUID string or 16 bytes,
+ * fields with a default may be left out. A call whose fields all have defaults (or that has none)
+ * may be called without arguments.
  */
-type Widen<V> = V extends bigint
-  ? bigint | number
-  : V extends BigUint64Array
-    ? GfnList
-    : V extends Uint8Array
-      ? Uint8Array | string
-      : V extends (infer E)[]
-        ? Widen<E>[]
-        : V;
-type ArgsOf<T> = T extends TypedOp<infer S, unknown> ? (S extends { _zod: { output: infer O } } ? { [K in keyof O]?: Widen<O[K]> } : never) : never;
+type ArgsOf<T> = T extends TypedOp<infer S, unknown> ? z.input<S> : never;
 type ResultOf<T> = T extends { run: (...a: never[]) => Program<infer R> } ? R : never;
+type AsyncCall<A, R> = {} extends A ? (args?: A, options?: CallOptions) => Promise<R> : (args: A, options?: CallOptions) => Promise<R>;
+type SyncCall<A, R> = {} extends A ? (args?: A) => R : (args: A) => R;
 
 type AsyncTree<T> = {
-  [K in keyof T]: T[K] extends TypedOp ? (args?: ArgsOf<T[K]>, options?: CallOptions) => Promise<ResultOf<T[K]>> : AsyncTree<T[K]>;
+  [K in keyof T]: T[K] extends TypedOp ? AsyncCall<ArgsOf<T[K]>, ResultOf<T[K]>> : AsyncTree<T[K]>;
 };
 type SyncTree<T> = {
-  [K in keyof T]: T[K] extends TypedOp ? (args?: ArgsOf<T[K]>) => ResultOf<T[K]> : SyncTree<T[K]>;
+  [K in keyof T]: T[K] extends TypedOp ? SyncCall<ArgsOf<T[K]>, ResultOf<T[K]>> : SyncTree<T[K]>;
 };
 
 export type TypedCalls = AsyncTree<typeof TYPED_OPS>;

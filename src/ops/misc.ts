@@ -18,9 +18,8 @@ import {
 } from '../hypercalls/structs.js';
 import type { Row } from '../hypercalls/row.js';
 import type { Program } from '../retry/runner.js';
-import { issue, registerOp, structCall, typedOp, withBuffers, type OpCtx } from './helpers.js';
+import { issue, registerOp, structCall, typedOp, withBuffers, type ArgsOut, type OpCtx } from './helpers.js';
 
-type NoArgs = Record<string, never>;
 
 const VERSION_REGS = [BigInt(XENVER.version), 0n] as const;
 const PAGESIZE_REGS = [BigInt(XENVER.pagesize), 0n] as const;
@@ -38,16 +37,16 @@ function* versionBuffer(ctx: OpCtx, row: Row, size: number) {
 export const XEN_VERSION_OPS = {
   version: registerOp(
     'xen_version.version',
-    (_a: NoArgs) => VERSION_REGS,
+    (_a) => VERSION_REGS,
     (r) => {
       const v = Number(r);
       return { major: v >>> 16, minor: v & 0xffff, raw: v };
     },
   ),
-  extraversion: typedOp('xen_version.extraversion', function* (ctx, _a: NoArgs, row) {
+  extraversion: typedOp('xen_version.extraversion', function* (ctx, _a, row) {
     return cString(yield* versionBuffer(ctx, row, XEN_VERSION_STRING_SIZES.xen_extraversion_t));
   }),
-  compile_info: typedOp('xen_version.compile_info', function* (ctx, _a: NoArgs, row) {
+  compile_info: typedOp('xen_version.compile_info', function* (ctx, _a, row) {
     const b = yield* versionBuffer(ctx, row, xen_compile_info.size);
     const d = decode(xen_compile_info, new DataView(b.buffer, b.byteOffset, b.length));
     return {
@@ -57,29 +56,23 @@ export const XEN_VERSION_OPS = {
       compile_date: cString(d.compile_date),
     };
   }),
-  capabilities: typedOp('xen_version.capabilities', function* (ctx, _a: NoArgs, row) {
+  capabilities: typedOp('xen_version.capabilities', function* (ctx, _a, row) {
     return cString(yield* versionBuffer(ctx, row, XEN_VERSION_STRING_SIZES.xen_capabilities_info_t));
   }),
-  changeset: typedOp('xen_version.changeset', function* (ctx, _a: NoArgs, row) {
+  changeset: typedOp('xen_version.changeset', function* (ctx, _a, row) {
     return cString(yield* versionBuffer(ctx, row, XEN_VERSION_STRING_SIZES.xen_changeset_info_t));
   }),
-  platform_parameters: typedOp('xen_version.platform_parameters', function* (ctx, _a: NoArgs, row) {
+  platform_parameters: typedOp('xen_version.platform_parameters', function* (ctx, _a, row) {
     const b = yield* versionBuffer(ctx, row, xen_platform_parameters.size);
     return decode(xen_platform_parameters, new DataView(b.buffer, b.byteOffset, b.length));
   }),
-  get_features: typedOp('xen_version.get_features', function* (ctx, a: { submap_idx: number }, row) {
+  get_features: typedOp('xen_version.get_features', function* (ctx, a, row) {
     const { out } = yield* structCall(ctx, row, BigInt(XENVER.get_features), xen_feature_info, { submap_idx: a.submap_idx });
     return out;
   }),
-  pagesize: registerOp('xen_version.pagesize', (_a: NoArgs) => PAGESIZE_REGS, Number),
+  pagesize: registerOp('xen_version.pagesize', (_a) => PAGESIZE_REGS, Number),
 };
 
-export interface ReservationArgs {
-  domid: number;
-  gfns: BigUint64Array;
-  extent_order: number;
-  mem_flags: number;
-}
 
 /**
  * populate_physmap and its short count (xen/common/memory.c do_memory_op lines 1404-1475 and
@@ -90,7 +83,7 @@ export interface ReservationArgs {
  * everything is done. A call that does nothing is re-issued only while buffers can fault, up to
  * the retry policy's attempts, with its backoff; then the ShortCountError says how far it got.
  */
-function* populatePhysmap(ctx: OpCtx, a: ReservationArgs, row: Row): Program<number> {
+function* populatePhysmap(ctx: OpCtx, a: ArgsOut<'memory_op.populate_physmap'>, row: Row): Program<number> {
   const n = a.gfns.length;
   // The list is read again for every resume, after waits: from a copy the caller cannot change.
   const gfnBytes = new Uint8Array(a.gfns.slice().buffer, 0, n * 8);
@@ -143,15 +136,15 @@ function* populatePhysmap(ctx: OpCtx, a: ReservationArgs, row: Row): Program<num
 
 export const MEMORY_OP_OPS = {
   populate_physmap: typedOp('memory_op.populate_physmap', populatePhysmap),
-  maximum_ram_page: registerOp('memory_op.maximum_ram_page', (_a: NoArgs) => MAXIMUM_RAM_PAGE_REGS, (r) => r),
-  current_reservation: typedOp('memory_op.current_reservation', function* (ctx, a: { domid: number }, row) {
+  maximum_ram_page: registerOp('memory_op.maximum_ram_page', (_a) => MAXIMUM_RAM_PAGE_REGS, (r) => r),
+  current_reservation: typedOp('memory_op.current_reservation', function* (ctx, a, row) {
     return (yield* structCall(ctx, row, BigInt(XENMEM.current_reservation), xen_memory_domain, { domid: a.domid })).result;
   }),
-  maximum_reservation: typedOp('memory_op.maximum_reservation', function* (ctx, a: { domid: number }, row) {
+  maximum_reservation: typedOp('memory_op.maximum_reservation', function* (ctx, a, row) {
     return (yield* structCall(ctx, row, BigInt(XENMEM.maximum_reservation), xen_memory_domain, { domid: a.domid })).result;
   }),
   /** The highest gfn the domain has (an HVM guest's p2m size is this + 1, as libxenguest's xc_domain_nr_gpfns says). */
-  maximum_gpfn: typedOp('memory_op.maximum_gpfn', function* (ctx, a: { domid: number }, row) {
+  maximum_gpfn: typedOp('memory_op.maximum_gpfn', function* (ctx, a, row) {
     return (yield* structCall(ctx, row, BigInt(XENMEM.maximum_gpfn), xen_memory_domain, { domid: a.domid })).result;
   }),
 };
@@ -169,17 +162,17 @@ export interface EvtchnStatus {
 }
 
 export const EVENT_CHANNEL_OPS = {
-  alloc_unbound: typedOp('event_channel_op.alloc_unbound', function* (ctx, a: { dom: number; remote_dom: number }, row) {
+  alloc_unbound: typedOp('event_channel_op.alloc_unbound', function* (ctx, a, row) {
     const { out } = yield* structCall(ctx, row, BigInt(EVTCHNOP.alloc_unbound), evtchn_alloc_unbound, { dom: a.dom, remote_dom: a.remote_dom });
     return { port: out.port };
   }),
-  close: typedOp('event_channel_op.close', function* (ctx, a: { port: number }, row) {
+  close: typedOp('event_channel_op.close', function* (ctx, a, row) {
     yield* structCall(ctx, row, BigInt(EVTCHNOP.close), evtchn_close, { port: a.port });
   }),
-  send: typedOp('event_channel_op.send', function* (ctx, a: { port: number }, row) {
+  send: typedOp('event_channel_op.send', function* (ctx, a, row) {
     yield* structCall(ctx, row, BigInt(EVTCHNOP.send), evtchn_send, { port: a.port });
   }),
-  status: typedOp('event_channel_op.status', function* (ctx, a: { dom: number; port: number }, row) {
+  status: typedOp('event_channel_op.status', function* (ctx, a, row) {
     const { out } = yield* structCall(ctx, row, BigInt(EVTCHNOP.status), evtchn_status, { dom: a.dom, port: a.port });
     const status = STATUS_NAMES[out.status] ?? 'closed';
     const r: EvtchnStatus = { port: a.port, status, vcpu: out.vcpu };

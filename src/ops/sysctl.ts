@@ -79,16 +79,16 @@ const SCHEDULER_NAMES = Object.fromEntries(Object.entries(XEN_SCHEDULER).map(([k
 const orNull = (v: number, invalid: number) => (v === invalid ? null : v);
 
 export const SYSCTL_OPS = {
-  physinfo: sysctlOp('sysctl.physinfo', { layout: xen_sysctl_physinfo, answer: ({ out }, _a: Record<string, never>): PhysInfo => out }),
+  physinfo: sysctlOp('sysctl.physinfo', { layout: xen_sysctl_physinfo, answer: ({ out }, _a): PhysInfo => out }),
 
   sched_id: sysctlOp('sysctl.sched_id', {
     layout: xen_sysctl_sched_id,
-    answer: ({ out }, _a: Record<string, never>): SchedId => ({ sched_id: out.sched_id, name: SCHEDULER_NAMES[out.sched_id] ?? null }),
+    answer: ({ out }, _a): SchedId => ({ sched_id: out.sched_id, name: SCHEDULER_NAMES[out.sched_id] ?? null }),
   }),
 
   getdomaininfolist: typedOp(
     'sysctl.getdomaininfolist',
-    function* (ctx, a: { first_domain: number; max_domains?: number }, row) {
+    function* (ctx, a, row) {
       if (a.max_domains !== undefined) return yield* domainPage.run(ctx, { first: a.first_domain, max: a.max_domains }, row);
       return yield* allDomains(ctx, a.first_domain, row);
     },
@@ -101,7 +101,7 @@ export const SYSCTL_OPS = {
 
   readconsole: typedOp(
     'sysctl.readconsole',
-    function* (ctx, a: { clear: boolean; incremental: boolean; index: number; size?: number; buffer?: HypercallBuffer }, row) {
+    function* (ctx, a, row) {
       const read = function* (buf: HypercallBuffer) {
         // Zeroed, so that what a failed read copied ends at the first NUL (the recovery hint).
         buf.bytes.fill(0);
@@ -122,7 +122,7 @@ export const SYSCTL_OPS = {
     },
   ),
 
-  getcpuinfo: typedOp('sysctl.getcpuinfo', function* (ctx, a: { max_cpus?: number }, row) {
+  getcpuinfo: typedOp('sysctl.getcpuinfo', function* (ctx, a, row) {
     // getcpuinfo has no size query (a NULL handle with max_cpus 0 just answers 0): size the
     // array from physinfo, as libxc's callers do.
     const max = a.max_cpus ?? (yield* cpuIdCount(ctx));
@@ -135,7 +135,7 @@ export const SYSCTL_OPS = {
     });
   }),
 
-  cputopoinfo: typedOp('sysctl.cputopoinfo', function* (ctx, _a: Record<string, never>, row) {
+  cputopoinfo: typedOp('sysctl.cputopoinfo', function* (ctx, _a, row) {
     // The handshake Xen documents: a NULL handle asks for num_cpus, then a second call fills an
     // array that large. (If cpus appear in between, 4.17 fills only the entries asked for.)
     const probe = yield* sysctl(ctx, row, xen_sysctl_cputopoinfo, { num_cpus: 0, cputopo: 0n });
@@ -160,7 +160,7 @@ export const SYSCTL_OPS = {
     });
   }),
 
-  numainfo: typedOp('sysctl.numainfo', function* (ctx, _a: Record<string, never>, row) {
+  numainfo: typedOp('sysctl.numainfo', function* (ctx, _a, row) {
     // Both handles NULL asks for num_nodes; then meminfo[n] and distance[n * n] are filled.
     const probe = yield* sysctl(ctx, row, xen_sysctl_numainfo, { num_nodes: 0, meminfo: 0n, distance: 0n });
     const n = probe.out.num_nodes;

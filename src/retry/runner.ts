@@ -10,7 +10,7 @@ import diagnostics_channel from 'node:diagnostics_channel';
 import { setTimeout as sleepAsync } from 'node:timers/promises';
 import type { Backend } from '../backend.js';
 import type { HypercallBuffer } from '../buffers.js';
-import { ErrorCodes, HypercallError, XencallError, errnoNameOf, isErrorResult } from '../errors.js';
+import { ErrorCodes, XencallError, errnoNameOf, hypercallError, isErrorResult, type HypercallError } from '../errors.js';
 import type { Row } from '../hypercalls/row.js';
 import { decideRetry, mayRetry, type RetryDecision, type RetryPolicy } from './decide.js';
 import type { OpCounters, RetryStats } from './stats.js';
@@ -200,31 +200,7 @@ function failure(plan: CallPlan, errno: number, attempts: number, decision: Retr
   // A 'retry' decision without a pristine snapshot cannot happen (mayRetry agrees with
   // decideRetry); treat it as exhausted rather than re-issue from dirty inputs.
   const d = decision.action === 'fail' ? decision : ({ kind: 'exhausted', verdict: 'safe', reason: decision.reason, recovery: null } as const);
-  const code =
-    d.kind === 'errno-not-retryable'
-      ? ErrorCodes.HYPERCALL
-      : d.kind === 'exhausted'
-        ? ErrorCodes.RETRY_EXHAUSTED
-        : ErrorCodes.RETRY_REFUSED;
-  const info = {
-    errno,
-    op: plan.op,
-    subop: plan.subop,
-    name: plan.row?.name ?? null,
-    attempts,
-    verdict: d.verdict,
-    reason: code === ErrorCodes.HYPERCALL ? (plan.row?.reason ?? null) : d.reason,
-    recovery: d.recovery,
-    retry: code === ErrorCodes.HYPERCALL ? ('none' as const) : code === ErrorCodes.RETRY_EXHAUSTED ? ('exhausted' as const) : ('refused' as const),
-  };
-  let message: string | undefined;
-  const label = info.name ?? `hypercall ${plan.op}${plan.subop === null ? '' : `/${plan.subop}`}`;
-  if (code === ErrorCodes.RETRY_REFUSED) {
-    message = `${label} failed with ${errnoNameOf(errno)} and was not re-issued: ${d.reason.replace(/\.$/, '')}${d.recovery ? `. Instead: ${d.recovery}` : ''}`;
-  } else if (code === ErrorCodes.RETRY_EXHAUSTED) {
-    message = `${label} failed with ${errnoNameOf(errno)} on all ${attempts} attempts`;
-  }
-  return new HypercallError(code, info, message);
+  return hypercallError({ errno, op: plan.op, subop: plan.subop, name: plan.row?.name ?? null, attempts, decision: d, rowReason: plan.row?.reason ?? null });
 }
 
 // ---- drivers ------------------------------------------------------------------------------

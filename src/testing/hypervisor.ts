@@ -3,7 +3,7 @@
 // copy-in, check, act, copy-out. MockBackend connects a Xencall handle to it.
 
 import type { Backend, BackendForeignMap, BackendPages } from '../backend.js';
-import { ErrorCodes, HypercallError, ValidationError, XencallError, describeValue, errnoNumber, notIssued } from '../errors.js';
+import { ErrorCodes, ValidationError, XencallError, describeValue, errnoNumber, hypercallError, notIssued } from '../errors.js';
 import { integerIn, optionBag, optionalIntegerIn, requiredBag } from '../input.js';
 import { DOMID, XENMEM_RESOURCE, XENMEM_RESOURCE_GRANT_TABLE_ID, XEN_PAGE_SIZE, XEN_SYSCTL_PHYSCAP } from '../hypercalls/numbers.js';
 import { CallHistory } from './history.js';
@@ -362,11 +362,7 @@ export class MockHypervisor {
    */
   mapResource(owner: MockBackend, domid: number, type: number, id: number, frame: bigint, nrFrames: number, writable: boolean): BackendForeignMap {
     const fail = (errno: string, why: string): never => {
-      throw new HypercallError(
-        ErrorCodes.HYPERCALL,
-        { errno: errnoNumber(errno), op: -1, subop: null, name: 'privcmd.mmap_resource', attempts: 1, verdict: null, reason: null, recovery: null, retry: 'none' },
-        `IOCTL_PRIVCMD_MMAP_RESOURCE of domain ${domid} failed: ${errno} (${why})`,
-      );
+      throw hypercallError({ errno: errnoNumber(errno), op: -1, name: 'privcmd.mmap_resource', message: `IOCTL_PRIVCMD_MMAP_RESOURCE of domain ${domid} failed: ${errno} (${why})` });
     };
     if (frame >> 32n !== 0n || (frame + BigInt(nrFrames)) >> 32n !== 0n) fail('EINVAL', 'frame range beyond 32 bits');
     // rcu_lock_remote_domain_by_id: -ESRCH for no such domain, -EPERM for the caller itself.
@@ -527,7 +523,7 @@ export class MockBackend implements Backend {
     this.checkOpen();
     if (!Number.isInteger(domid) || domid < 0 || domid > 0xffff) throw new XencallError(ErrorCodes.VALIDATION, `domid must be an integer from 0 to 65535, got ${domid}`);
     if (this.restrictedTo !== null && this.restrictedTo !== domid) {
-      throw new HypercallError(ErrorCodes.HYPERCALL, { errno: errnoNumber('EINVAL'), op: -1, subop: null, name: 'privcmd.restrict', attempts: 1, verdict: null, reason: null, recovery: null, retry: 'none' });
+      throw hypercallError({ errno: errnoNumber('EINVAL'), op: -1, name: 'privcmd.restrict' });
     }
     this.restrictedTo = domid;
   }
@@ -628,11 +624,7 @@ export class MockBackend implements Backend {
     if (!Number.isInteger(pages) || pages < 1) throw new XencallError(ErrorCodes.VALIDATION, `a foreign map takes at least one page, got ${pages}`);
     // privcmd_ioctl_mmap_batch / _mmap_resource: a restricted fd maps only its own domain.
     if (this.restrictedTo !== null && this.restrictedTo !== domid) {
-      throw new HypercallError(
-        ErrorCodes.HYPERCALL,
-        { errno: errnoNumber('EPERM'), op: -1, subop: null, name: 'privcmd.mmapbatch_v2', attempts: 1, verdict: null, reason: null, recovery: null, retry: 'none' },
-        `the handle is restricted to domain ${this.restrictedTo}; mapping domain ${domid} failed: EPERM`,
-      );
+      throw hypercallError({ errno: errnoNumber('EPERM'), op: -1, name: 'privcmd.mmapbatch_v2', message: `the handle is restricted to domain ${this.restrictedTo}; mapping domain ${domid} failed: EPERM` });
     }
   }
 

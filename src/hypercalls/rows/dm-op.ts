@@ -18,7 +18,7 @@ const ioreqFn = (fn: string): Citation => ({ file: 'xen/common/ioreq.c', functio
 const dm = subopRows('dm_op', DMOP);
 
 /** A const sub-op: nothing is copied back, so every fault precedes the effect. */
-const inputOnly = (op: keyof typeof DMOP, effect: string, source: readonly Citation[], extra = '') =>
+const inputOnly = <Op extends keyof typeof DMOP & string>(op: Op, effect: string, source: readonly Citation[], extra = '') =>
   dm(op, {
     verdict: 'safe',
     reason: `The buffers are copied in before ${effect} and nothing is copied back, so an EFAULT means nothing happened.${extra ? ` ${extra}` : ''}`,

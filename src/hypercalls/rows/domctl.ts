@@ -78,7 +78,7 @@ const domctl = subopRows('domctl', DOMCTL);
 const logDirtyReadArgs = sharedSchema((s) => s.z.object({ domain: s.domid, pages: logDirtyPages(s), final: s.z.boolean().default(false) }).strict());
 
 /** The common shape: the struct is only copied in, the effect follows, nothing is copied back. */
-const entryOnly = (op: keyof typeof DOMCTL, effect: string, source: readonly Citation[], extra = '') =>
+const entryOnly = <Op extends keyof typeof DOMCTL & string>(op: Op, effect: string, source: readonly Citation[], extra = '') =>
   domctl(op, {
     verdict: 'safe',
     reason: `The entry copy of the struct is the only guest copy and comes before ${effect}; there is no copy-back, so an EFAULT means nothing happened.${extra ? ` ${extra}` : ''}`,
@@ -86,7 +86,7 @@ const entryOnly = (op: keyof typeof DOMCTL, effect: string, source: readonly Cit
   });
 
 /** Read-only sub-ops: the results are copied out, nothing in Xen changes. */
-const readOnly = (op: keyof typeof DOMCTL, what: string, source: readonly Citation[], extra = '') =>
+const readOnly = <Op extends keyof typeof DOMCTL & string>(op: Op, what: string, source: readonly Citation[], extra = '') =>
   domctl(op, {
     verdict: 'safe',
     readOnly: true,
@@ -95,7 +95,7 @@ const readOnly = (op: keyof typeof DOMCTL, what: string, source: readonly Citati
   });
 
 /** Obsolete or Arm-only numbers: x86 ends in arch_do_domctl's default case. */
-const noopOnX86 = (op: keyof typeof DOMCTL, what: string) =>
+const noopOnX86 = <Op extends keyof typeof DOMCTL & string>(op: Op, what: string) =>
   domctl(op, {
     verdict: 'safe',
     reason: `${what}; on x86 it falls to arch_do_domctl's default case and returns -ENOSYS after the entry copy, with no effect.`,
@@ -472,8 +472,8 @@ export const DOMCTL_ROWS = [
       reason: 'The context buffer is copied in before domain_pause and hvm_load(); there is no copy-back, so an EFAULT means nothing was loaded.',
       source: [ARCH_DO_DOMCTL],
     }),
-    ({ z, domid }) =>
-      z.object({ domain: domid, context: z.instanceof(Uint8Array).refine((b) => b.length >= 1 && b.length <= 1 << 26, 'an HVM context is 1 byte to 64 MiB') }).strict(),
+    ({ z, domid, bytes }) =>
+      z.object({ domain: domid, context: bytes.refine((b) => b.length >= 1 && b.length <= 1 << 26, 'an HVM context is 1 byte to 64 MiB') }).strict(),
   ),
   entryOnly('set_address_size', 'switch_compat() (a no-op when the size is already set)', [ARCH_DO_DOMCTL]),
   readOnly('get_address_size', 'the address size is copied back', [ARCH_DO_DOMCTL]),

@@ -14,7 +14,7 @@ const hvmFn = (fn: string): Citation => ({ file: 'xen/arch/x86/hvm/hvm.c', funct
 
 const hvm = subopRows('hvm_op', HVMOP, { verdict: 'safe' });
 
-const gone = (op: keyof typeof HVMOP, instead: string) =>
+const gone = <Op extends keyof typeof HVMOP & string>(op: Op, instead: string) =>
   hvm(op, {
     faults: 'no-pointer',
     reason: `${instead} do_hvm_op has no case for it and returns -ENOSYS without reading the argument, so it cannot fault.`,

@@ -18,7 +18,7 @@ const ADD_TO_PHYSMAP_ONE: Citation = { file: 'xen/arch/x86/mm/p2m.c', function: 
 
 const memop = subopRows('memory_op', XENMEM);
 
-const readOnly = (op: keyof typeof XENMEM, what: string, source: readonly Citation[]) =>
+const readOnly = <Op extends keyof typeof XENMEM & string>(op: Op, what: string, source: readonly Citation[]) =>
   memop(op, { verdict: 'safe', readOnly: true, reason: `Read-only: ${what}; an EFAULT changes nothing.`, source });
 
 const space = (s: keyof typeof XENMAPSPACE) => ({ field: 'space', value: XENMAPSPACE[s] }) as const;

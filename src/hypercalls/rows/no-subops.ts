@@ -9,21 +9,21 @@
 // count, the sub-command of platform_op), the row cannot decide it and is `unsafe` too, with the
 // rule in its reason and recovery.
 
-import { defineRow, type Citation, type Row, type RowInput, type RowSpec } from '../row.js';
+import { defineRow, type Citation, type RowInput, type RowSpec } from '../row.js';
 import type { HypercallName } from '../hypercalls.js';
 
 const DEFS: Citation = { file: 'xen/include/hypercall-defs.c', function: 'hypercall table (pv64)' };
 
-type Spec = Omit<RowInput, 'name' | 'hypercall' | 'subop' | 'longRunning' | 'verified'> &
+type Spec = Omit<RowInput, 'name' | 'hypercall' | 'subop' | 'longRunning' | 'verified' | 'args'> &
   Partial<Pick<RowSpec, 'longRunning' | 'verified'>>;
 
-const call = (hypercall: HypercallName, spec: Spec): Row =>
+const call = <H extends HypercallName>(hypercall: H, spec: Spec) =>
   defineRow({ name: hypercall, hypercall, subop: null, longRunning: false, verified: true, ...spec });
 
 const NOT_FOR_TOOLSTACKS = 'Do not issue it from a toolstack: it acts on the calling vcpu or domain, i.e. the dom0 kernel.';
 
 /** A hypercall that changes the calling vcpu's or domain's own state. */
-const guestOnly = (hypercall: HypercallName, what: string, spec: Partial<Spec> & Pick<Spec, 'faults'>) =>
+const guestOnly = <H extends HypercallName>(hypercall: H, what: string, spec: Partial<Spec> & Pick<Spec, 'faults'>) =>
   call(hypercall, {
     verdict: 'unsafe',
     reason:
@@ -35,7 +35,7 @@ const guestOnly = (hypercall: HypercallName, what: string, spec: Partial<Spec> &
     ...spec,
   });
 
-const absent = (hypercall: HypercallName, what: string) =>
+const absent = <H extends HypercallName>(hypercall: H, what: string) =>
   call(hypercall, {
     verdict: 'safe',
     faults: 'no-pointer',

@@ -14,7 +14,7 @@ const PCI_PHYSDEV_OP: Citation = { file: 'xen/drivers/pci/physdev.c', function: 
 const physdev = subopRows('physdev_op', PHYSDEVOP);
 
 /** The common shape: the struct is copied in before the effect and nothing is copied back. */
-const entryOnly = (op: keyof typeof PHYSDEVOP, effect: string, source: readonly Citation[] = [DO_PHYSDEV_OP]) =>
+const entryOnly = <Op extends keyof typeof PHYSDEVOP & string>(op: Op, effect: string, source: readonly Citation[] = [DO_PHYSDEV_OP]) =>
   physdev(op, {
     verdict: 'safe',
     reason: `The struct is copied in before ${effect} and nothing is copied back, so an EFAULT means nothing happened.`,

@@ -8,7 +8,7 @@ const DO_XEN_VERSION: Citation = { file: 'xen/common/kernel.c', function: 'do_xe
 const DO_CONSOLE_IO: Citation = { file: 'xen/drivers/char/console.c', function: 'do_console_io' };
 
 
-const versionString = (name: keyof typeof XENVER, what: string, typed = true) =>
+const versionString = <Op extends keyof typeof XENVER & string>(name: Op, what: string, typed = true) =>
   defineRow({
     name: `xen_version.${name}`,
     hypercall: 'xen_version',

@@ -23,7 +23,6 @@ import {
   xen_sysctl_tbuf_op,
 } from '../structs.js';
 import { noArgs } from '../schemas.js';
-import { HypercallBuffer } from '../../buffers.js';
 import { XEN_SYSCTL_CPUPOOL_OP, XEN_SYSCTL_LIVEPATCH, XEN_SYSCTL_PERFCOP, XEN_SYSCTL_PM_OP, XEN_SYSCTL_TBUFOP } from './constants.js';
 
 const DO_SYSCTL: Citation = { file: 'xen/common/sysctl.c', function: 'do_sysctl' };
@@ -32,7 +31,7 @@ const CPUPOOL_DO_SYSCTL: Citation = { file: 'xen/common/sched/cpupool.c', functi
 
 const sysctl = subopRows('sysctl', SYSCTL);
 
-const readOnly = (op: keyof typeof SYSCTL, what: string, source: readonly Citation[], extra = '') =>
+const readOnly = <Op extends keyof typeof SYSCTL & string>(op: Op, what: string, source: readonly Citation[], extra = '') =>
   sysctl(op, {
     verdict: 'safe',
     readOnly: true,
@@ -60,7 +59,7 @@ export const SYSCTL_ROWS = [
     recovery:
       'Read with clear=0 (incremental, from your own index) and clear separately. If clear is needed, zero the buffer first: after an EFAULT the text that arrived is in the buffer up to the first NUL (count was not updated); keep it, and re-read incrementally for anything newer.',
     verified: true,
-    args: ({ z, u32 }) =>
+    args: ({ z, u32, hypercallBuffer }) =>
       z.object({
         clear: z.boolean().default(false),
         incremental: z.boolean().default(false),
@@ -69,7 +68,7 @@ export const SYSCTL_ROWS = [
         size: z.number().int().min(1).max(16 << 20).optional(),
         // The caller's own buffer (xc.allocBuffer): it is zeroed, read into and kept, so after a
         // refused clear the bytes Xen copied are still there (see recoverConsole).
-        buffer: z.instanceof(HypercallBuffer).optional(),
+        buffer: hypercallBuffer.optional(),
       })
       .strict(),
   }),
