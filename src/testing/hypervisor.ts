@@ -1,5 +1,5 @@
 // The mock hypervisor: a world model, guest memory made only of hypercall buffers, copy-level
-// fault injection and a call history. Its handlers (handlers.ts) follow Xen 4.17's order of
+// fault injection and a call history. Its handlers (handlers/, one file per hypercall family) follow Xen 4.17's order of
 // copy-in, check, act, copy-out. MockBackend connects a Xencall handle to it.
 
 import type { Backend, BackendForeignMap, BackendPages } from '../backend.js';
@@ -9,7 +9,7 @@ import { DOMID, XENMEM_RESOURCE, XENMEM_RESOURCE_GRANT_TABLE_ID, XEN_PAGE_SIZE, 
 import { CallHistory } from './history.js';
 import { FaultPlan, type CopyDirection } from './faults.js';
 import { MockConsole, MockDomain, MockHost, PageStore, type DomainSpec } from './world.js';
-import { dispatch } from './handlers.js';
+import { dispatch } from './handlers/index.js';
 import { DEFAULT_PREEMPT, preemptChecker, type PreemptPolicy, type PreemptSite } from './log-dirty.js';
 import { GuestScheduler } from './scheduler.js';
 
