@@ -1,6 +1,7 @@
 // The mock hypervisor: a world model, guest memory made only of hypercall buffers, copy-level
-// fault injection and a call history. Its handlers (handlers/, one file per hypercall family) follow Xen 4.17's order of
-// copy-in, check, act, copy-out. MockBackend connects a Xencall handle to it.
+// fault injection and a call history. Its handlers (handlers/, one file per hypercall family)
+// follow Xen 4.17's order of copy-in, check, act, copy-out. MockBackend connects a Xencall
+// handle to it.
 
 import type { Backend, BackendForeignMap, BackendPages } from '../backend.js';
 import { ErrorCodes, ValidationError, XencallError, describeValue, errnoNumber, hypercallError, notIssued } from '../errors.js';
