@@ -62,3 +62,6 @@ export const XEN_ERRNO = [
   { num: 110, name: 'ETIMEDOUT', desc: 'Connection timed out' },
   { num: 111, name: 'ECONNREFUSED', desc: 'Connection refused' },
 ] as const satisfies readonly ErrnoEntry[];
+
+/** The name of every errno in Xen's errno.h ("EFAULT", "ENOMEM", ...). */
+export type ErrnoName = (typeof XEN_ERRNO)[number]['name'];

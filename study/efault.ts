@@ -36,7 +36,7 @@ import { findLeakedPorts } from '../src/recovery.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../src/retry/decide.js';
 import { CHANNELS } from '../src/retry/runner.js';
 import { open, type Xencall } from '../src/xencall.js';
-import { MockHypervisor } from '../src/testing/index.js';
+import { MockHypervisor, type FaultOpName } from '../src/testing/index.js';
 
 // ---- options and results ----------------------------------------------------------------------
 
@@ -226,7 +226,7 @@ interface Platform {
   readonly kind: 'xen' | 'mock';
   open(buffers: 'hypercall-dev' | 'locked', retry: Partial<RetryPolicy>): Promise<Xencall>;
   /** A stressor aimed at these pages (xen) or at copies of this op (mock). */
-  stressor(pages: bigint[], op: string, opts: StudyOptions): Stressor;
+  stressor(pages: bigint[], op: FaultOpName, opts: StudyOptions): Stressor;
   /** Creates and populates the domain; returns the batch to ask about and how to tear down. */
   prepare(admin: Xencall, opts: StudyOptions): Promise<{ domid: number; gfns: bigint[]; pages: number; invalid: number; destroy(): Promise<void> }>;
 }

@@ -97,8 +97,8 @@ describe('typed log-dirty calls leave nothing pending', () => {
         await call(ref.xc, op);
         const copies = (name: string) => ref.hv.history.copies().filter((c) => c.name === name).length;
         const points = [
-          ...Array.from({ length: copies(`domctl.shadow_op.${op}`) }, (_, i) => ({ op: `domctl.shadow_op.${op}`, nth: i + 1 })),
-          ...Array.from({ length: copies('arch_1') }, (_, i) => ({ op: 'arch_1', nth: i + 1 })),
+          ...Array.from({ length: copies(`domctl.shadow_op.${op}`) }, (_, i) => ({ op: `domctl.shadow_op.${op}` as const, nth: i + 1 })),
+          ...Array.from({ length: copies('arch_1') }, (_, i) => ({ op: 'arch_1' as const, nth: i + 1 })),
         ];
         ref.xc.close();
         assert.ok(points.length >= 2, `${op}: too few copy points`);

@@ -8,10 +8,11 @@ import { describe, it } from 'node:test';
 import { ErrorCodes, HypercallError, TABLE, verdictFor, type Xencall } from '../src/index.js';
 import { hvmContextBlob, type MockHypervisor } from '../src/testing/index.js';
 import { mockHandle, worldState, UUID_A } from './helpers.js';
+import type { RowName } from '../src/hypercalls/table.js';
 
 interface Scenario {
   /** The table row exercised. */
-  row: string;
+  row: RowName;
   /** A label when one row has several scenarios (a conditional row's two sides). */
   variant?: string;
   setup?: (hv: MockHypervisor) => void;

@@ -241,3 +241,92 @@ describe('mock hypervisor: at scale', () => {
     limited.xc.close();
   });
 });
+
+describe('mock hypervisor: any op answers any errno (faults.reply)', () => {
+  it('answers for the op before its handler runs: nothing copied, nothing changed, the errno typed', async () => {
+    const { hv, xc } = await mockHandle();
+    const rule = hv.faults.reply({ op: 'domctl.createdomain', errno: 'ENOMEM' });
+    await assert.rejects(xc.domctl.createdomain({ handle: UUID_A }), (e: unknown) => e instanceof HypercallError && e.code === ErrorCodes.HYPERCALL && e.errnoName === 'ENOMEM' && e.attempts === 1);
+    assert.equal(rule.fired, 1);
+    assert.equal(hv.history.effects('domain.created').length, 0);
+    assert.deepEqual(hv.history.replies().map((r) => [r.name, r.errno]), [['domctl.createdomain', 12]]);
+    assert.equal(hv.history.copies().length, 0, 'domctl names its call from a peek, before its first copy');
+    // Once spent, the op runs again.
+    assert.ok((await xc.domctl.createdomain({ handle: UUID_A })).domid > 0);
+    hv.faults.assertAllFired();
+    xc.close();
+  });
+
+  it('matches a hypercall family and counts nth and times', async () => {
+    const { hv, xc } = await mockHandle();
+    hv.faults.reply({ op: 'sysctl', errno: 13, nth: 2, times: 2 });
+    await xc.sysctl.physinfo();
+    for (let i = 0; i < 2; i++) await assert.rejects(xc.sysctl.sched_id(), (e: unknown) => e instanceof HypercallError && e.errnoName === 'EACCES');
+    await xc.sysctl.physinfo();
+    xc.close();
+  });
+
+  it('an EFAULT answer meets the table: retried where safe, refused where not', async () => {
+    const { hv, xc } = await mockHandle();
+    hv.faults.reply({ op: 'sysctl.physinfo', errno: 'EFAULT', times: 2 });
+    await xc.sysctl.physinfo();
+    assert.equal(xc.stats()['sysctl.physinfo']!.retries, 2);
+    hv.faults.reply({ op: 'domctl.createdomain', errno: 'EFAULT' });
+    await assert.rejects(xc.domctl.createdomain({ handle: UUID_A }), (e: unknown) => e instanceof HypercallError && e.code === ErrorCodes.RETRY_REFUSED);
+    xc.close();
+  });
+
+  it('answers for an op the strict mock does not model, instead of failing the test', async () => {
+    const { hv, xc } = await mockHandle({ strict: true });
+    await assert.rejects(xc.call1(HYPERCALL.mmu_update, 0), (e: unknown) => e instanceof XencallError && e.code === ErrorCodes.MOCK_STRICT);
+    hv.faults.reply({ op: 'mmu_update', errno: 'EPERM' });
+    await assert.rejects(xc.call1(HYPERCALL.mmu_update, 0), (e: unknown) => e instanceof HypercallError && e.errnoName === 'EPERM');
+    xc.close();
+  });
+
+  it('does not match the continuations Xen makes of a call', async () => {
+    const { hv, xc } = await mockHandle({ preempt: 'always' });
+    hv.addDomain({ domid: 4, totPages: 2048, hvm: true });
+    await xc.domctl.shadow_op.enable_logdirty({ domain: 4 });
+    const rule = hv.faults.reply({ op: 'arch_1', errno: 'EINVAL' });
+    await xc.domctl.shadow_op.clean({ domain: 4, pages: 2048 });
+    assert.ok(hv.history.calls('arch_1').length > 0, 'CLEAN continued through hypercall 49');
+    assert.equal(rule.fired, 0);
+    assert.deepEqual(hv.faults.pending(), [rule]);
+    assert.throws(() => hv.faults.assertAllFired(), (e: unknown) => e instanceof XencallError && e.code === ErrorCodes.MOCK_STRICT && /reply #1 arch_1 EINVAL/.test(e.message));
+    xc.close();
+  });
+});
+
+describe('mock hypervisor: fault rules name ops that exist', () => {
+  it('refuses a rule naming an op that is neither a row nor a hypercall, whatever the kind of rule', () => {
+    const hv = new MockHypervisor();
+    const refused = (e: unknown) => e instanceof XencallError && e.code === ErrorCodes.VALIDATION && (e as { field?: string }).field === 'fault.op' && /domctl\.getdomaininf"/.test(e.message);
+    // @ts-expect-error the op names are typed: a misspelt one does not compile either
+    assert.throws(() => hv.faults.inject({ op: 'domctl.getdomaininf' }), refused);
+    assert.throws(() => hv.faults.random({ op: 'domctl.getdomaininf' as never, rate: 0.5, seed: 1 }), refused);
+    assert.throws(() => hv.faults.reply({ op: 'domctl.getdomaininf' as never, errno: 'EIO' }), refused);
+    assert.throws(() => hv.faults.reply({ op: 'domctl.getdomaininfo', errno: 'EWHAT' as never }), (e: unknown) => e instanceof XencallError && /errno/.test(e.message));
+    assert.throws(() => hv.faults.reply({ errno: 'EIO' } as never), (e: unknown) => e instanceof XencallError && e.code === ErrorCodes.VALIDATION);
+    // Rows, families of per-mode rows and hypercalls are all names.
+    for (const op of ['domctl.getdomaininfo', 'domctl.shadow_op.clean', 'sysctl.cpupool_op', 'domctl', 'arch_1'] as const) hv.faults.inject({ op });
+    assert.equal(hv.faults.pending().length, 5);
+  });
+
+  it('every name the mock gives a call is one a rule may use', async () => {
+    const { hv, xc } = await mockHandle();
+    const probe = new MockHypervisor();
+    hv.addDomain({ domid: 2, totPages: 64, hvm: true });
+    await xc.sysctl.getdomaininfolist();
+    await xc.domctl.shadow_op.enable_logdirty({ domain: 2 });
+    await xc.domctl.shadow_op.peek({ domain: 2, pages: 64 });
+    await xc.memory_op.maximum_ram_page();
+    await xc.event_channel_op.alloc_unbound({ dom: 0, remote_dom: 2 });
+    await xc.hvm_op.get_param({ domid: 2, index: 1 });
+    await xc.xen_version.compile_info();
+    const names = new Set(hv.history.calls().map((c) => c.name));
+    assert.ok(names.size >= 7);
+    for (const op of names) probe.faults.inject({ op: op as never });
+    xc.close();
+  });
+});

@@ -274,7 +274,7 @@ describe('under copy faults', () => {
       // Per copy: getpageframeinfo3 makes two copies per entry, so a low base rate everywhere,
       // and a high one on the few-copy ops whose faults need recoveries of their own.
       const rules = [w.hv.faults.random({ rate: 0.0002, seed })];
-      for (const [i, op] of ['domctl.shadow_op', 'domctl.createdomain', 'domctl.gethvmcontext', 'domctl.sethvmcontext', 'hvm_op', 'memory_op.populate_physmap', 'domctl.setdomainhandle'].entries()) {
+      for (const [i, op] of (['domctl.shadow_op', 'domctl.createdomain', 'domctl.gethvmcontext', 'domctl.sethvmcontext', 'hvm_op', 'memory_op.populate_physmap', 'domctl.setdomainhandle'] as const).entries()) {
         rules.push(w.hv.faults.random({ rate: 0.05, seed: seed * 100 + i, op }));
       }
       const count = () => (fired += rules.reduce((n, r) => n + r.fired, 0));

@@ -26,7 +26,7 @@ it('the same under seeded copy faults on every op the operations make', async ()
     // Faults fire on any copy while the ops handle works (admin's own calls fault too: the
     // rates are low enough for its retries).
     hv.faults.random({ rate: 0.0002, seed: 5 });
-    for (const [i, op] of ['domctl.shadow_op', 'domctl.createdomain', 'domctl.gethvmcontext', 'domctl.sethvmcontext', 'hvm_op', 'memory_op.populate_physmap'].entries()) {
+    for (const [i, op] of (['domctl.shadow_op', 'domctl.createdomain', 'domctl.gethvmcontext', 'domctl.sethvmcontext', 'hvm_op', 'memory_op.populate_physmap'] as const).entries()) {
       hv.faults.random({ rate: 0.03, seed: 50 + i, op });
     }
     const r = await saveRestoreScenario(admin, { ops, cycles: 2 });

@@ -25,7 +25,7 @@ export async function runSaveRestore(opts: SaveRestoreCliOptions, io: CliIO): Pr
   const hv = new MockHypervisor({ strict: true, preempt: { rate: 0.5, seed: opts.seed } });
   const dom = hv.addDomain({ domid: 9, totPages: opts.pages, withMemory: true, memoryPageBytes: PAGE_BYTES });
   for (let g = 0; g < opts.pages; g++) dom.writePage(g, (p) => p.fill(g & 0xff));
-  for (const op of ['domctl.shadow_op.clean', 'arch_1']) hv.faults.random({ op, rate: opts.rate, seed: opts.seed + op.length });
+  for (const op of ['domctl.shadow_op.clean', 'arch_1'] as const) hv.faults.random({ op, rate: opts.rate, seed: opts.seed + op.length });
   const guest = new MockGuestWorkload(dom, opts.seed);
   const dest = new Uint8Array(opts.pages * PAGE_BYTES);
   const xc = await open({ backend: hv.backend(), sleep: { async: async () => {}, sync: () => {} } });

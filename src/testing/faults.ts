@@ -3,11 +3,41 @@
 // reports it. Because the mock's handlers copy in the order Xen's code does, the resulting
 // EFAULT lands before or after the side effect exactly where it would on real hardware.
 //
+// Besides copy faults, any op can be made to answer any errno as it is entered (undici's
+// replyWithError): reply() rules.
+//
 // Rules are matched in the order they were added; every decision is deterministic for a seed.
+// An op a rule names must exist: a row of the table, a family of per-mode rows, or a hypercall.
 
-import { ErrorCodes, ValidationError, XencallError, describeValue } from '../errors.js';
-import { optionalIntegerIn, requiredBag } from '../input.js';
+import type { ErrnoName } from '../errno-table.js';
+import { ErrorCodes, ValidationError, XencallError, describeValue, errnoNameOf, errnoNumber, isErrnoName } from '../errors.js';
+import { HYPERCALLS, type HypercallName } from '../hypercalls/hypercalls.js';
+import { TABLE, type RowName } from '../hypercalls/table.js';
+import { integerIn, optionalIntegerIn, requiredBag } from '../input.js';
 import { xorshift32 } from './random.js';
+
+/** "domctl.shadow_op" of "domctl.shadow_op.clean": the family a per-mode row belongs to. */
+type RowFamily<N> = N extends `${infer H}.${infer S}.${string}` ? `${H}.${S}` : never;
+
+/**
+ * What a rule may name: a table row ("domctl.createdomain"), a family of per-mode rows
+ * ("sysctl.cpupool_op"), or a hypercall ("domctl", every sub-op of it).
+ */
+export type FaultOpName = RowName | RowFamily<RowName> | HypercallName;
+
+/** Every name a rule may use, for the check at the time the rule is added. */
+let opNames: Set<string> | undefined;
+function knownOps(): Set<string> {
+  if (!opNames) {
+    opNames = new Set<string>(Object.keys(HYPERCALLS));
+    for (const r of TABLE) {
+      opNames.add(r.name);
+      const family = /^([^.]+\.[^.]+)\./.exec(r.name);
+      if (family) opNames.add(family[1]!);
+    }
+  }
+  return opNames;
+}
 
 export type CopyDirection = 'in' | 'out';
 
@@ -32,7 +62,7 @@ export interface FaultRuleSpec {
   /** 'in' = copy_from_guest, 'out' = copy_to_guest. Default: both. */
   direction?: CopyDirection | 'any';
   /** Only copies made while handling this op: a row name ("domctl.shadow_op.clean") or a hypercall ("domctl"). */
-  op?: string;
+  op?: FaultOpName;
   /** Only copies touching this hypercall buffer (its address, or anything with an `address`). */
   buffer?: bigint | { readonly address: bigint };
   /** With `buffer`: only copies touching this page index of the buffer (0-based). */
@@ -51,8 +81,28 @@ export interface RandomFaultSpec {
   /** Seed of the rule's own generator: the same seed gives the same faults. */
   seed: number;
   direction?: CopyDirection | 'any';
-  op?: string;
+  op?: FaultOpName;
   label?: string;
+}
+
+/** An op that answers an errno instead of running (FaultPlan.reply). */
+export interface ErrnoReplySpec {
+  /** The op: a row name ("domctl.createdomain"), a family of per-mode rows, or a hypercall ("domctl", any of its sub-ops). */
+  op: FaultOpName;
+  /** What it answers: an errno name from Xen's errno.h ("ENOMEM"), or its number. */
+  errno: ErrnoName | number;
+  /** Answer on the nth matching call (1-based). Default 1. */
+  nth?: number;
+  /** How many matching calls answer once the rule fires. Default 1; Infinity for "until cleared". */
+  times?: number;
+  /** A label shown in the history and in pending(). */
+  label?: string;
+}
+
+/** A reply decision: the call answers -errno. */
+export interface InjectedReply {
+  readonly rule: string;
+  readonly errno: number;
 }
 
 /** A fault decision: which page of the copy is "under migration". */
@@ -131,14 +181,64 @@ function checkMatchFields(spec: { direction?: unknown; op?: unknown; label?: unk
   if (spec.direction !== undefined && spec.direction !== 'in' && spec.direction !== 'out' && spec.direction !== 'any') {
     throw new ValidationError('fault.direction', `must be 'in', 'out' or 'any', got ${describeValue(spec.direction)}`);
   }
-  if (spec.op !== undefined && typeof spec.op !== 'string') throw new ValidationError('fault.op', `must be a row or hypercall name, got ${describeValue(spec.op)}`);
+  checkOp(spec.op, false);
   if (spec.label !== undefined && typeof spec.label !== 'string') throw new ValidationError('fault.label', `must be a string, got ${describeValue(spec.label)}`);
+}
+
+/** An op name a rule gives: one that exists, or a rule that could never fire is refused now. */
+function checkOp(op: unknown, required: boolean): void {
+  if (op === undefined && !required) return;
+  if (typeof op !== 'string') throw new ValidationError('fault.op', `must be a row or hypercall name, got ${describeValue(op)}`);
+  if (!knownOps().has(op)) {
+    throw new ValidationError('fault.op', `${describeValue(op)} is neither a row of the hypercall table nor a hypercall (e.g. "domctl.createdomain", "domctl"; \`xencall table\` lists them), so no call would ever match it`);
+  }
+}
+
+function matchesOp(op: string | undefined, name: string): boolean {
+  return !op || op === name || name.startsWith(`${op}.`);
 }
 
 function matches(spec: { direction?: CopyDirection | 'any'; op?: string }, c: CopyAttempt): boolean {
   if (spec.direction && spec.direction !== 'any' && spec.direction !== c.direction) return false;
-  if (spec.op && spec.op !== c.op && !c.op.startsWith(`${spec.op}.`)) return false;
-  return true;
+  return matchesOp(spec.op, c.op);
+}
+
+/** A reply() rule: the nth matching call (and `times` after it) answers -errno without running. */
+export class ErrnoReply {
+  readonly label: string;
+  readonly errno: number;
+  /** Matching calls seen so far. */
+  matched = 0;
+  /** Calls this rule answered. */
+  fired = 0;
+  private readonly spec: ErrnoReplySpec;
+
+  constructor(spec: ErrnoReplySpec, index: number) {
+    checkOp(spec.op, true);
+    const e = spec.errno;
+    if (typeof e === 'string') {
+      if (!isErrnoName(e)) throw new ValidationError('fault.errno', `${describeValue(e)} is not an errno name in Xen's errno.h`);
+      this.errno = errnoNumber(e);
+    } else this.errno = integerIn('fault.errno', e, 1, 4095);
+    optionalIntegerIn('fault.nth', spec.nth, 1, Number.MAX_SAFE_INTEGER);
+    if (spec.times !== undefined && spec.times !== Infinity) optionalIntegerIn('fault.times', spec.times, 1, Number.MAX_SAFE_INTEGER);
+    if (spec.label !== undefined && typeof spec.label !== 'string') throw new ValidationError('fault.label', `must be a string, got ${describeValue(spec.label)}`);
+    this.spec = spec;
+    this.label = spec.label ?? `reply #${index + 1} ${spec.op} ${errnoNameOf(this.errno)} nth ${spec.nth ?? 1}${(spec.times ?? 1) !== 1 ? ` x${spec.times}` : ''}`;
+  }
+
+  get active(): boolean {
+    return this.fired < (this.spec.times ?? 1);
+  }
+
+  /** @internal */
+  check(name: string): InjectedReply | null {
+    if (!this.active || !matchesOp(this.spec.op, name)) return null;
+    this.matched++;
+    if (this.matched < (this.spec.nth ?? 1)) return null;
+    this.fired++;
+    return { rule: this.label, errno: this.errno };
+  }
 }
 
 function describe(spec: FaultRuleSpec, index: number): string {
@@ -152,9 +252,10 @@ function describe(spec: FaultRuleSpec, index: number): string {
   return `fault ${parts.join(' ')}`;
 }
 
-/** The plan: an ordered list of rules consulted on every guest copy. */
+/** The plan: ordered lists of rules, consulted on every guest copy and on every call's entry. */
 export class FaultPlan {
   private rules: (FaultRule | RandomRule)[] = [];
+  private replies: ErrnoReply[] = [];
   private added = 0;
 
   /** Adds a deterministic rule; returns it so a test can read `fired`. */
@@ -172,20 +273,44 @@ export class FaultPlan {
     return r;
   }
 
+  /**
+   * Makes an op answer `errno` instead of running, as Xen does when a check at its entry fails:
+   * nothing is copied and nothing changes (undici's replyWithError). The call is entered (the
+   * history records it) and returns -errno; what the library makes of it is then the real
+   * thing: an ordinary XEN_ERR_HYPERCALL, or for EFAULT the table's retry decision. Continuations
+   * Xen makes of a call are not matched: they are the same call.
+   */
+  reply(spec: ErrnoReplySpec): ErrnoReply {
+    const r = new ErrnoReply(requiredBag('fault', spec), this.added);
+    this.added++;
+    this.replies.push(r);
+    return r;
+  }
+
   /** Removes every rule. */
   clear(): void {
     this.rules = [];
+    this.replies = [];
   }
 
   /** Deterministic rules that have not fired yet (undici's pendingInterceptors()). */
-  pending(): FaultRule[] {
-    return this.rules.filter((r): r is FaultRule => r instanceof FaultRule && r.fired === 0);
+  pending(): (FaultRule | ErrnoReply)[] {
+    return [...this.rules.filter((r): r is FaultRule => r instanceof FaultRule && r.fired === 0), ...this.replies.filter((r) => r.fired === 0)];
   }
 
   /** Throws when a deterministic rule never fired: the scenario did not do what the test meant. */
   assertAllFired(): void {
     const p = this.pending();
     if (p.length) throw new XencallError(ErrorCodes.MOCK_STRICT, `fault rules that never fired: ${p.map((r) => r.label).join('; ')}`);
+  }
+
+  /** @internal Consulted by the mock as each call is entered (not its continuations). */
+  checkCall(name: string): InjectedReply | null {
+    for (let i = 0; i < this.replies.length; i++) {
+      const r = this.replies[i]!.check(name);
+      if (r) return r;
+    }
+    return null;
   }
 
   /** @internal Consulted by the mock on every copy. */

@@ -25,6 +25,8 @@ export type HistoryEvent =
       readonly ok: boolean;
     }
   | { readonly kind: 'fault'; readonly seq: number; readonly name: string; readonly direction: CopyDirection; readonly address: bigint; readonly page: number; readonly rule: string }
+  /** A call a reply() rule answered with -errno before its handler ran. */
+  | { readonly kind: 'reply'; readonly seq: number; readonly name: string; readonly errno: number; readonly rule: string }
   | { readonly kind: 'effect'; readonly seq: number; readonly name: string; readonly effect: string; readonly detail: Readonly<Record<string, unknown>> }
   | { readonly kind: 'return'; readonly seq: number; readonly name: string; readonly result: bigint };
 
@@ -72,6 +74,10 @@ export class CallHistory {
   }
   faults(): Extract<HistoryEvent, { kind: 'fault' }>[] {
     return this.list.filter((e): e is Extract<HistoryEvent, { kind: 'fault' }> => e.kind === 'fault');
+  }
+  /** Calls reply() rules answered. */
+  replies(): Extract<HistoryEvent, { kind: 'reply' }>[] {
+    return this.list.filter((e): e is Extract<HistoryEvent, { kind: 'reply' }> => e.kind === 'reply');
   }
   effects(effect?: string): Extract<HistoryEvent, { kind: 'effect' }>[] {
     return this.list.filter((e): e is Extract<HistoryEvent, { kind: 'effect' }> => e.kind === 'effect' && (!effect || e.effect === effect));

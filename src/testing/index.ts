@@ -8,8 +8,8 @@
 
 export { MockHypervisor, MockBackend } from './hypervisor.js';
 export type { MockHypervisorOptions } from './hypervisor.js';
-export { FaultPlan, FaultRule } from './faults.js';
-export type { FaultRuleSpec, RandomFaultSpec, CopyAttempt, CopyDirection, InjectedFault } from './faults.js';
+export { FaultPlan, FaultRule, ErrnoReply } from './faults.js';
+export type { FaultRuleSpec, RandomFaultSpec, ErrnoReplySpec, FaultOpName, CopyAttempt, CopyDirection, InjectedFault, InjectedReply } from './faults.js';
 export { CallHistory } from './history.js';
 export type { HistoryEvent } from './history.js';
 export { MockDomain, MockConsole, MockGuestWorkload, MockHost, PageStore, MAX_CONTROLLER_PAUSE_COUNT, LOG_DIRTY_CHUNK_BYTES, DEFAULT_MAX_GRANT_FRAMES, ALL_CPUS, hvmContextBlob } from './world.js';

@@ -9,7 +9,8 @@
 import { HYPERCALL } from '../../hypercalls/numbers.js';
 import type { MockHypervisor } from '../hypervisor.js';
 import { pagingDomctlCont } from '../paging.js';
-import { RESTARTED, nameOf } from './common.js';
+import { RESTARTED, nameOf, type Begin } from './common.js';
+import type { InjectedReply } from '../faults.js';
 import { xenVersion } from './xen-version.js';
 import { domctl } from './domctl.js';
 import { sysctl } from './sysctl.js';
@@ -28,7 +29,31 @@ export function dispatch(hv: MockHypervisor, op: number, args: readonly bigint[]
   const begin = (n: string) => {
     name = n;
     hv.history.record(continuation ? { kind: 'call', op, args, name: n, continuation } : { kind: 'call', op, args, name: n });
+    // A reply() rule answers for the op before its handler does anything: every handler names
+    // its call before its first copy or effect.
+    if (!continuation) {
+      const reply = hv.faults.checkCall(n);
+      if (reply) throw new Replied(reply);
+    }
   };
+  try {
+    result = handle(hv, op, args, begin, family);
+  } catch (e) {
+    if (!(e instanceof Replied)) throw e;
+    hv.history.record({ kind: 'reply', name, errno: e.reply.errno, rule: e.reply.rule });
+    result = -BigInt(e.reply.errno);
+  }
+  hv.history.record({ kind: 'return', name, result });
+  return result;
+}
+
+/** Unwinds a handler whose call a reply() rule answers. */
+class Replied {
+  constructor(readonly reply: InjectedReply) {}
+}
+
+function handle(hv: MockHypervisor, op: number, args: readonly bigint[], begin: Begin, family: string): bigint {
+  let result: bigint;
   switch (op) {
     case HYPERCALL.xen_version:
       result = xenVersion(hv, args, begin);
@@ -59,6 +84,5 @@ export function dispatch(hv: MockHypervisor, op: number, args: readonly bigint[]
       begin(family);
       result = hv.unmodelled(family, `hypercall ${op} (${family})`);
   }
-  hv.history.record({ kind: 'return', name, result });
   return result;
 }
