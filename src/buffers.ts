@@ -45,6 +45,8 @@ export class HypercallBuffer {
   private seen: PageViews | null = null;
   /** @internal Set for the pool's kept buffers (BufferPool.take): whether one is in use now. */
   taken = false;
+  /** @internal The pool that handed it out with alloc() (none for the pool's kept buffers). */
+  owner: BufferPool | null = null;
 
   /** @internal */
   constructor(mem: BackendPages, size: number) {
@@ -116,6 +118,14 @@ export class HypercallBuffer {
     }
   }
 
+  /**
+   * `using buf = xc.allocBuffer(n)`: frees it at the end of the block (xc.freeBuffer). Nothing
+   * happens when it was freed already, or when its handle was closed (which freed it).
+   */
+  [Symbol.dispose](): void {
+    if (this.mem && this.owner) this.owner.free(this);
+  }
+
   /** @internal */
   live(): BackendPages {
     if (!this.mem) {
@@ -160,6 +170,7 @@ export class BufferPool {
     if (mem) mem.bytes.fill(0, 0, size);
     else mem = this.backend.allocPages(pages);
     const buf = new HypercallBuffer(mem, size);
+    buf.owner = this;
     this.live.set(buf.address, buf);
     this.sorted = null;
     return buf;

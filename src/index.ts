@@ -32,6 +32,7 @@ export type { StructLayout, Decoded } from './layout.js';
 export { decideRetry, mayRetry, resolvePolicy, delayBeforeAttempt, DEFAULT_RETRY_POLICY } from './retry/decide.js';
 export type { RetryPolicy, RetryInput, RetryDecision, RefusalKind } from './retry/decide.js';
 export { CHANNELS } from './retry/runner.js';
+export type { CallMessage, AttemptMessage, RetryMessage, RefuseMessage, CompleteMessage } from './retry/runner.js';
 export type { OpCounters } from './retry/stats.js';
 export type { DomainInfo } from './ops/domctl.js';
 export type { PhysInfo, ConsoleRead } from './ops/sysctl.js';

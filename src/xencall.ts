@@ -166,12 +166,38 @@ export class Xencall {
     if (this.inflight === 0) this.release();
   }
 
+  /** `using xc = openSync()`: close() at the end of the block. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * `await using xc = await open()`: close(), then wait until every call that was in flight has
+   * settled and the backend is released (close() alone returns at once).
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    if (this.released) return Promise.resolve();
+    return (this.whenReleased ??= new Promise<void>((resolve) => {
+      this.onReleased = resolve;
+    }));
+  }
+
+  private released = false;
+  private whenReleased: Promise<void> | undefined;
+  private onReleased: (() => void) | undefined;
+
   private release(): void {
     try {
       this.foreignMemory.unmapAll();
       this.pool.drain();
     } finally {
-      this.backend.close();
+      try {
+        this.backend.close();
+      } finally {
+        this.released = true;
+        this.onReleased?.();
+      }
     }
   }
 

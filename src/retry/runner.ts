@@ -12,22 +12,79 @@ import type { Backend } from '../backend.js';
 import type { HypercallBuffer } from '../buffers.js';
 import { ErrorCodes, XencallError, errnoNameOf, hypercallError, isErrorResult, type HypercallError } from '../errors.js';
 import type { Row } from '../hypercalls/row.js';
-import { decideRetry, mayRetry, type RetryDecision, type RetryPolicy } from './decide.js';
+import { decideRetry, mayRetry, type RefusalKind, type RetryDecision, type RetryPolicy } from './decide.js';
 import type { OpCounters, RetryStats } from './stats.js';
 
-/** diagnostics_channel names; subscribe with diagnostics_channel.subscribe(name, fn). */
+/**
+ * diagnostics_channel names; subscribe with diagnostics_channel.subscribe(name, fn). Every
+ * hypercall the library issues (raw or typed, each hypercall of a typed call) publishes, when
+ * anyone listens: `attempt` before each attempt, `retry` before each re-issue, `refuse` when a
+ * failure is not re-issued for a retry reason, and `complete` once, however it ended.
+ */
 export const CHANNELS = {
-  /** Before every attempt: { name, op, subop, attempt }. */
+  /** Before every attempt: AttemptMessage. */
   attempt: 'xencall:attempt',
-  /** Before a re-issue: { name, op, subop, attempt, errno, errnoName, delayMs }. */
+  /** Before a re-issue: RetryMessage. */
   retry: 'xencall:retry',
-  /** When a failed call is not re-issued: { name, op, subop, attempts, errno, errnoName, kind, reason, recovery }. */
+  /** When a failed call is not re-issued (refused, exhausted, no row): RefuseMessage. */
   refuse: 'xencall:refuse',
+  /** When the call ends, with its result or its error: CompleteMessage. */
+  complete: 'xencall:complete',
 } as const;
+
+/** Which hypercall a message is about. */
+export interface CallMessage {
+  /** The table row's name, or null where the call has none. */
+  readonly name: string | null;
+  /** The hypercall number. */
+  readonly op: number;
+  /** The sub-op, where the table knows how to read it. */
+  readonly subop: number | null;
+}
+
+/** CHANNELS.attempt: published before every attempt. */
+export interface AttemptMessage extends CallMessage {
+  /** 1 for the first issue, 2 for the first re-issue, ... */
+  readonly attempt: number;
+}
+
+/** CHANNELS.retry: published before a re-issue. */
+export interface RetryMessage extends CallMessage {
+  /** The attempt that failed. */
+  readonly attempt: number;
+  readonly errno: number;
+  readonly errnoName: string;
+  /** The wait before the re-issue. */
+  readonly delayMs: number;
+}
+
+/** CHANNELS.refuse: published when a failure is not re-issued for a retry reason (not for an ordinary errno). */
+export interface RefuseMessage extends CallMessage {
+  readonly attempts: number;
+  readonly errno: number;
+  readonly errnoName: string;
+  readonly kind: RefusalKind;
+  readonly reason: string | null;
+  readonly recovery: string | null;
+}
+
+/** CHANNELS.complete: published once per hypercall, when it ends. */
+export interface CompleteMessage extends CallMessage {
+  /** How many times it reached the backend and came back (0: the handle closed before it was issued). */
+  readonly attempts: number;
+  /** Xen's result, for a call that succeeded; null otherwise. */
+  readonly result: bigint | null;
+  /**
+   * What the call ended with: a HypercallError, XEN_ERR_ABORTED or XEN_ERR_CLOSED between
+   * attempts, or whatever the backend threw; null for a success.
+   */
+  readonly error: unknown;
+}
 
 const attemptChannel = diagnostics_channel.channel(CHANNELS.attempt);
 const retryChannel = diagnostics_channel.channel(CHANNELS.retry);
 const refuseChannel = diagnostics_channel.channel(CHANNELS.refuse);
+const completeChannel = diagnostics_channel.channel(CHANNELS.complete);
 
 export type Effect =
   | { readonly type: 'hypercall'; readonly op: number; readonly args: readonly bigint[]; readonly longRunning: boolean }
@@ -71,13 +128,20 @@ export interface RunEnv {
 export function* runHypercall(plan: CallPlan, env: RunEnv): Program<bigint> {
   const call = start(plan, env);
   const effect: Effect = { type: 'hypercall', op: plan.op, args: plan.args, longRunning: plan.row?.longRunning ?? false };
-  for (let attempt = 1; ; attempt++) {
-    attempted(call, attempt);
-    const result = (yield effect) as bigint;
-    if (!isErrorResult(result)) return succeeded(call, attempt, result);
-    const delayMs = failed(call, result, attempt);
-    if (delayMs > 0) yield { type: 'sleep', ms: delayMs };
-    waited(call, attempt, delayMs);
+  try {
+    for (let attempt = 1; ; attempt++) {
+      attempted(call, attempt);
+      const result = (yield effect) as bigint;
+      call.issued = attempt;
+      if (!isErrorResult(result)) return succeeded(call, attempt, result);
+      const delayMs = failed(call, result, attempt);
+      if (delayMs > 0) yield { type: 'sleep', ms: delayMs };
+      waited(call, attempt, delayMs);
+    }
+  } catch (e) {
+    // However it ended: refused, exhausted, aborted, or the handle closed under it.
+    if (completeChannel.hasSubscribers) completed(call, null, e);
+    throw e;
   }
 }
 
@@ -88,13 +152,19 @@ export function* runHypercall(plan: CallPlan, env: RunEnv): Program<bigint> {
  */
 export function runHypercallSync(plan: CallPlan, env: RunEnv, sleep: (ms: number) => void = sleepSync): bigint {
   const call = start(plan, env);
-  for (let attempt = 1; ; attempt++) {
-    attempted(call, attempt);
-    const result = env.backend.hypercall(plan.op, plan.args);
-    if (!isErrorResult(result)) return succeeded(call, attempt, result);
-    const delayMs = failed(call, result, attempt);
-    if (delayMs > 0) sleep(delayMs);
-    waited(call, attempt, delayMs);
+  try {
+    for (let attempt = 1; ; attempt++) {
+      attempted(call, attempt);
+      const result = env.backend.hypercall(plan.op, plan.args);
+      call.issued = attempt;
+      if (!isErrorResult(result)) return succeeded(call, attempt, result);
+      const delayMs = failed(call, result, attempt);
+      if (delayMs > 0) sleep(delayMs);
+      waited(call, attempt, delayMs);
+    }
+  } catch (e) {
+    if (completeChannel.hasSubscribers) completed(call, null, e);
+    throw e;
   }
 }
 
@@ -106,6 +176,8 @@ interface CallState {
   readonly pristine: readonly { readonly buffer: HypercallBuffer; readonly bytes: Uint8Array }[] | null;
   /** The failure a re-issue is about to follow (for the cause of an abort). */
   retrying: { readonly errno: number; readonly decision: RetryDecision } | null;
+  /** Attempts that reached the backend and came back. */
+  issued: number;
 }
 
 /** The call's name in statistics and messages: its row's, or "hypercall N/M". */
@@ -123,20 +195,27 @@ function start(plan: CallPlan, env: RunEnv): CallState {
     env.canFault && mayRetry(plan.row, plan.decoded, true, env.policy)
       ? (typeof plan.inputs === 'function' ? plan.inputs() : plan.inputs).map((b) => ({ buffer: b, bytes: b.bytes.slice() }))
       : null;
-  return { plan, env, counters, pristine, retrying: null };
+  return { plan, env, counters, pristine, retrying: null, issued: 0 };
 }
 
 /** Before each attempt. */
 function attempted(call: CallState, attempt: number): void {
   call.counters.attempts++;
   if (attemptChannel.hasSubscribers) {
-    attemptChannel.publish({ name: call.plan.row?.name ?? null, op: call.plan.op, subop: call.plan.subop, attempt });
+    const m: AttemptMessage = { name: call.plan.row?.name ?? null, op: call.plan.op, subop: call.plan.subop, attempt };
+    attemptChannel.publish(m);
   }
 }
 
 function succeeded(call: CallState, attempt: number, result: bigint): bigint {
   if (attempt > 1) call.counters.recovered++;
+  if (completeChannel.hasSubscribers) completed(call, result, null);
   return result;
+}
+
+function completed(call: CallState, result: bigint | null, error: unknown): void {
+  const m: CompleteMessage = { name: call.plan.row?.name ?? null, op: call.plan.op, subop: call.plan.subop, attempts: call.issued, result, error };
+  completeChannel.publish(m);
 }
 
 /**
@@ -154,7 +233,8 @@ function failed(call: CallState, result: bigint, attempt: number): number {
     call.retrying = { errno, decision };
     if (env.signal?.aborted) throw aborted(call, attempt);
     if (retryChannel.hasSubscribers) {
-      retryChannel.publish({ name, op: plan.op, subop: plan.subop, attempt, errno, errnoName: errnoNameOf(errno), delayMs: decision.delayMs });
+      const m: RetryMessage = { name, op: plan.op, subop: plan.subop, attempt, errno, errnoName: errnoNameOf(errno), delayMs: decision.delayMs };
+      retryChannel.publish(m);
     }
     for (const p of pristine) {
       p.buffer.bytes.set(p.bytes);
@@ -168,7 +248,7 @@ function failed(call: CallState, result: bigint, attempt: number): number {
   else if (err.code === ErrorCodes.RETRY_EXHAUSTED) counters.exhausted++;
   else counters.failed++;
   if (refuseChannel.hasSubscribers && err.code !== ErrorCodes.HYPERCALL) {
-    refuseChannel.publish({
+    const m: RefuseMessage = {
       name,
       op: plan.op,
       subop: plan.subop,
@@ -178,7 +258,8 @@ function failed(call: CallState, result: bigint, attempt: number): number {
       kind: decision.action === 'fail' ? decision.kind : 'exhausted',
       reason: err.reason,
       recovery: err.recovery,
-    });
+    };
+    refuseChannel.publish(m);
   }
   throw err;
 }
