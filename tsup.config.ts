@@ -6,7 +6,9 @@ import { defineConfig } from 'tsup';
 export default defineConfig({
   entry: { index: 'src/index.ts', testing: 'src/testing/index.ts', cli: 'src/cli/bin.ts' },
   format: ['esm', 'cjs'],
-  dts: { entry: { index: 'src/index.ts', testing: 'src/testing/index.ts' } },
+  // stripInternal: members marked @internal (the handle's pool, env, runSync, ...) are not in the
+  // published types; the library's own modules use them, users do not see them.
+  dts: { entry: { index: 'src/index.ts', testing: 'src/testing/index.ts' }, compilerOptions: { stripInternal: true } },
   target: 'node20',
   platform: 'node',
   sourcemap: true,

@@ -10,7 +10,8 @@
 
 import { isDeepStrictEqual, parseArgs } from 'node:util';
 import { ErrorCodes, HVM_PARAM, HypercallError, XencallError, findDomainByHandle, findLeakedPorts, open, type Xencall } from '../src/index.js';
-import { MockHypervisor, xorshift32 } from '../src/testing/index.js';
+import { MockHypervisor } from '../src/testing/index.js';
+import { xorshift32 } from '../src/testing/random.js';
 
 export interface LongRunOptions {
   calls: number;

@@ -1,10 +1,10 @@
 // xencall: Xen hypercalls from a Linux dom0, with a retry that knows which hypercalls may be
 // re-issued after -EFAULT. See README.md and docs/.
 
-export { open, openSync, Xencall, XENCALL_OPENFLAG_NON_REENTRANT, toU64 } from './xencall.js';
+export { open, openSync, Xencall, XENCALL_OPENFLAG_NON_REENTRANT } from './xencall.js';
 export type { OpenOptions, CallOptions, ArgValue } from './xencall.js';
 export type { Backend, BackendPages, BackendForeignMap } from './backend.js';
-export { ForeignMemory, ForeignMapping, toGfnArray, GFN_LIMIT, MAX_FOREIGN_PAGES } from './foreign-memory.js';
+export { ForeignMemory, ForeignMapping } from './foreign-memory.js';
 export type { GfnList, MapOptions, MapResourceOptions } from './foreign-memory.js';
 export { HypercallBuffer } from './buffers.js';
 export {
@@ -19,17 +19,16 @@ export {
 } from './errors.js';
 export type { ErrorCode, RetryOutcome, HypercallErrorInfo } from './errors.js';
 export { XEN_ERRNO } from './errno-table.js';
-export { TABLE, rowByName, classify, rowsOf, pointersVisible } from './hypercalls/table.js';
-export type { Classification, MemoryReader } from './hypercalls/table.js';
-export { verdictFor, readOnlyFor, XEN_SOURCE } from './hypercalls/row.js';
-export type { Row, RowSpec, Verdict, FaultClass, Citation, ActsWhen } from './hypercalls/row.js';
+export { TABLE, rowByName } from './hypercalls/table.js';
+export { verdictFor, readOnlyFor } from './hypercalls/row.js';
+export type { Row, Verdict, FaultClass, Citation, ActsWhen } from './hypercalls/row.js';
 export { HYPERCALLS, hypercallByNumber } from './hypercalls/hypercalls.js';
 export type { HypercallName, HypercallSpec } from './hypercalls/hypercalls.js';
 export * as numbers from './hypercalls/numbers.js';
 export * as structs from './hypercalls/structs.js';
 export { decode, encode } from './layout.js';
 export type { StructLayout, Decoded } from './layout.js';
-export { decideRetry, mayRetry, resolvePolicy, delayBeforeAttempt, DEFAULT_RETRY_POLICY } from './retry/decide.js';
+export { decideRetry, DEFAULT_RETRY_POLICY } from './retry/decide.js';
 export type { RetryPolicy, RetryInput, RetryDecision, RefusalKind } from './retry/decide.js';
 export { CHANNELS } from './retry/runner.js';
 export type { CallMessage, AttemptMessage, RetryMessage, RefuseMessage, CompleteMessage } from './retry/runner.js';
@@ -37,8 +36,6 @@ export type { OpCounters } from './retry/stats.js';
 export type { DomainInfo } from './ops/domctl.js';
 export type { PhysInfo, ConsoleRead } from './ops/sysctl.js';
 export type { EvtchnStatus } from './ops/misc.js';
-export { tableRowsForOutput } from './hypercalls/render.js';
-export type { TableRowOutput } from './hypercalls/render.js';
 export { liveMigrate } from './saverestore.js';
 export { parseHvmContext, buildHvmContext, findHvmRecord, decodeHvmHeader, pvhStartContexts } from './hvm-context.js';
 export type { HvmRecord, HvmContext } from './hvm-context.js';
@@ -49,16 +46,7 @@ export type { VcpuInfo, VcpuAffinity, VcpuContext, VcpuGuestContext, PageFrameTy
 export type { HvmParam } from './ops/hvm.js';
 export { findDomainByHandle, findLeakedPorts, recoverConsole } from './recovery.js';
 export type { LeakedPortsOptions, ConsoleRecoveryOptions, RecoveredConsole } from './recovery.js';
-export {
-  openPrivcmd,
-  PrivcmdBackend,
-  IOCTL_PRIVCMD_HYPERCALL,
-  IOCTL_PRIVCMD_RESTRICT,
-  IOCTL_PRIVCMD_MMAPBATCH_V2,
-  IOCTL_PRIVCMD_MMAP_RESOURCE,
-  PRIVCMD_PATHS,
-  HYPERCALL_BUF_PATH,
-} from './backends/privcmd.js';
+export { openPrivcmd, PrivcmdBackend } from './backends/privcmd.js';
 export type { PrivcmdOptions } from './backends/privcmd.js';
 export { save, restore, migrate } from './saverestore/operations.js';
 export type { SaveOptions, RestoreOptions, MigrateOptions, SaveReport, RestoreReport, MigrateReport, RoundSummary, SaveTarget, RestoreSource, LiveOptions } from './saverestore/operations.js';

@@ -34,7 +34,6 @@ import {
   MockHypervisor,
   bootTestGuest,
   buildTestGuestImage,
-  checkWriteSet,
   fillTestGuestPage,
   loadTestGuestImage,
   readTestGuestControl,
@@ -43,6 +42,7 @@ import {
   verifyTestGuestPage,
   writeTestGuestControl,
 } from '../src/testing/index.js';
+import { checkWriteSet } from '../src/testing/test-guest-layout.js';
 
 const CODES = new Set<string>(Object.values(ErrorCodes));
 

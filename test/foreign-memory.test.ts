@@ -5,7 +5,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ErrorCodes, GFN_LIMIT, HypercallError, ShortCountError, ValidationError, XencallError, numbers, structs, encode, toGfnArray } from '../src/index.js';
+import { ErrorCodes, HypercallError, ShortCountError, ValidationError, XencallError, numbers, structs, encode } from '../src/index.js';
+import { GFN_LIMIT, toGfnArray } from '../src/foreign-memory.js';
 import { mockHandle } from './helpers.js';
 
 const { XENMEM, HYPERCALL } = numbers;

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ErrorCodes, HypercallError, XencallError, encode, numbers, structs } from '../src/index.js';
-import { MockHypervisor, MAX_CONTROLLER_PAUSE_COUNT } from '../src/testing/index.js';
+import { MockHypervisor } from '../src/testing/index.js';
+import { MAX_CONTROLLER_PAUSE_COUNT } from '../src/testing/world.js';
 import { mockHandle, UUID_A } from './helpers.js';
 
 const { HYPERCALL, DOMCTL, SYSCTL, XEN_DOMCTL_INTERFACE_VERSION } = numbers;

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import diagnostics_channel from 'node:diagnostics_channel';
 import { describe, it } from 'node:test';
-import { CHANNELS, DEFAULT_RETRY_POLICY, ErrorCodes, HypercallError, XencallError, decideRetry, rowByName, resolvePolicy } from '../src/index.js';
+import { CHANNELS, DEFAULT_RETRY_POLICY, ErrorCodes, HypercallError, XencallError, decideRetry, rowByName } from '../src/index.js';
+import { resolvePolicy } from '../src/retry/decide.js';
 import { mockHandle } from './helpers.js';
 
 function capture(name: string) {

@@ -12,12 +12,12 @@ import { describe, it, before } from 'node:test';
 import { ErrorCodes, HypercallError, parseHvmContext, pvhStartContexts, structs, decode, XEN_X86_EMU } from '../src/index.js';
 import { XEN_DOMCTL_CDF } from '../src/hypercalls/numbers.js';
 import { MTRR_TYPE, X86_CR0, X86_DR_DEFAULT, X86_PINNED } from '../src/hypercalls/values.js';
+import { MockTestGuest } from '../src/testing/test-guest-model.js';
+import { checkWriteSet } from '../src/testing/test-guest-layout.js';
 import {
-  MockTestGuest,
   TEST_GUEST_LAYOUT as L,
   TestGuestError,
   buildTestGuestImage,
-  checkWriteSet,
   fillTestGuestPage,
   loadTestGuestImage,
   readTestGuestCounter,

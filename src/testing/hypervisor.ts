@@ -105,10 +105,10 @@ export class MockHypervisor {
   readonly capabilities: number;
   readonly totalPages: number;
   readonly maxRamPage: bigint;
-  /** hypercall_preempt_check() at a paging op's preemption point (options.preempt). */
+  /** @internal hypercall_preempt_check() at a paging op's preemption point (options.preempt). */
   readonly preemptCheck: (site: PreemptSite) => boolean;
   readonly memopExtentsPerSlice: number;
-  /** createdomain's domid rover (common/domctl.c). */
+  /** @internal createdomain's domid rover (common/domctl.c). */
   rover = 0;
   /** Hypercalls handled. */
   calls = 0;
@@ -236,7 +236,7 @@ export class MockHypervisor {
 
   // ---- copies --------------------------------------------------------------------------------
 
-  /** Reads guest memory without it counting as a copy (the mock's own bookkeeping: naming an op). */
+  /** @internal Reads guest memory without it counting as a copy (the mock's own bookkeeping: naming an op). */
   peekGuest(address: bigint, length: number): Uint8Array | null {
     const m = this.resolve(address, length);
     if (!m) return null;
@@ -245,7 +245,7 @@ export class MockHypervisor {
   }
 
   /**
-   * copy_from_guest: returns the bytes, or null for EFAULT (a wild pointer, or an injected
+   * @internal The handlers' copy_from_guest: returns the bytes, or null for EFAULT (a wild pointer, or an injected
    * fault). In strict mode a wild pointer throws instead, naming `what`.
    */
   copyFromGuest(name: string, address: bigint, length: number, what: string): Uint8Array | null {
@@ -256,7 +256,7 @@ export class MockHypervisor {
   }
 
   /**
-   * copy_to_guest: writes the bytes and returns true, or false for EFAULT. Like x86's
+   * @internal The handlers' copy_to_guest: writes the bytes and returns true, or false for EFAULT. Like x86's
    * copy_to_user, a fault on a page leaves the bytes before that page written.
    */
   copyToGuest(name: string, address: bigint, data: Uint8Array, what: string): boolean {
