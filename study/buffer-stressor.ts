@@ -55,6 +55,16 @@ export class BufferStressor {
     return backend;
   }
 
+  /** Aims at fixed pages (page addresses) as well. */
+  aimAtPages(pages: readonly bigint[]): void {
+    for (const p of pages) this.add(p);
+  }
+
+  /** False once the cap was reached: what runs after that runs unstressed. */
+  active(): boolean {
+    return Atomics.load(this.c, 7) === 0;
+  }
+
   private add(addr: bigint): void {
     if (this.live.has(addr) || this.live.size >= CAPACITY) return;
     const slot = this.live.size + 1;

@@ -24,7 +24,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { Worker } from 'node:worker_threads';
 import { openPrivcmd } from '../src/backends/privcmd.js';
 import type { Backend } from '../src/backend.js';
 import type { HypercallBuffer } from '../src/buffers.js';
@@ -37,6 +36,7 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../src/retry/decide.js';
 import { CHANNELS } from '../src/retry/runner.js';
 import { open, type Xencall } from '../src/xencall.js';
 import { MockHypervisor, type FaultOpName } from '../src/testing/index.js';
+import { BufferStressor } from './buffer-stressor.js';
 
 // ---- options and results ----------------------------------------------------------------------
 
@@ -233,59 +233,23 @@ interface Platform {
 
 const NO_STRESS: StressorCounts = { attempts: 0, offlined: 0, eio: 0, ebusy: 0, otherErrors: 0, lastOtherErrno: 0, capReached: false, stressedSeconds: 0 };
 
+/** The shared soft-offline stressor (buffer-stressor.ts), aimed at a fixed set of pages. */
 class SoftOfflineStressor implements Stressor {
-  private readonly control = new SharedArrayBuffer(10 * 4);
-  private readonly c = new Int32Array(this.control);
-  private worker: Worker | null = null;
-  private exited: Promise<void> | null = null;
-  constructor(
-    private readonly pages: bigint[],
-    private readonly opts: StudyOptions,
-  ) {}
-
-  async start(): Promise<void> {
-    if (this.pages.length === 0) throw new Error('the stressor needs at least one page to aim at');
-    const w = new Worker(new URL('./soft-offline-worker.mjs', import.meta.url), {
-      workerData: { pages: this.pages, intervalMs: this.opts.intervalMs, cap: this.opts.capPerPhase, control: this.control },
-    });
-    this.worker = w;
-    this.exited = new Promise((resolve, reject) => {
-      w.once('error', reject);
-      w.once('exit', () => resolve());
-    });
-    // Calls start only once the worker has loaded koffi and is offlining pages.
-    const t0 = performance.now();
-    while (Atomics.load(this.c, 8) === 0) {
-      if (performance.now() - t0 > 60_000) throw new Error('the soft-offline worker did not start within 60 s');
-      await Promise.race([new Promise((r) => setTimeout(r, 20)), this.exited]);
-    }
+  private readonly s: BufferStressor;
+  constructor(pages: bigint[], opts: StudyOptions) {
+    if (pages.length === 0) throw new Error('the stressor needs at least one page to aim at');
+    this.s = new BufferStressor({ intervalMs: opts.intervalMs, cap: opts.capPerPhase });
+    this.s.aimAtPages(pages);
   }
-
+  start(): Promise<void> {
+    return this.s.start();
+  }
   active(): boolean {
-    return Atomics.load(this.c, 7) === 0;
+    return this.s.active();
   }
-
   async stop(): Promise<StressorCounts> {
-    Atomics.store(this.c, 0, 1);
-    Atomics.notify(this.c, 0);
-    // A worker stuck in a slow madvise gets 30 s to notice the stop flag, then is terminated.
-    const timer = setTimeout(() => void this.worker?.terminate(), 30_000);
-    try {
-      await this.exited;
-    } finally {
-      clearTimeout(timer);
-    }
-    const c = this.c;
-    return {
-      attempts: c[1]!,
-      offlined: c[2]!,
-      eio: c[3]!,
-      ebusy: c[4]!,
-      otherErrors: c[5]!,
-      lastOtherErrno: c[6]!,
-      capReached: c[7] === 1,
-      stressedSeconds: c[9]! / 1000,
-    };
+    const { pagesAimedAt: _, ...counts } = await this.s.stop();
+    return counts;
   }
 }
 

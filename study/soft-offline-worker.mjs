@@ -11,11 +11,10 @@
 // Plain JavaScript, not TypeScript: under Node 20, tsx's `--import` hooks do not reach worker
 // threads, so a .ts worker would not load in dom0.
 //
-// workerData: { pages: bigint[] (page addresses) | targets: SharedArrayBuffer, intervalMs, cap,
-//   control: SharedArrayBuffer }
-// `targets` is a live set the main thread keeps up to date (the save/restore study aims at every
-// hypercall buffer as it is allocated): a BigInt64Array whose [0] is the count and [1..count]
-// the page addresses.
+// workerData: { targets: SharedArrayBuffer, intervalMs, cap, control: SharedArrayBuffer }
+// `targets` is a live set the main thread keeps up to date (study/buffer-stressor.ts: fixed pages,
+// or every hypercall buffer as it is allocated): a BigInt64Array whose [0] is the count and
+// [1..count] the page addresses.
 // control, as an Int32Array:
 //   [0] stop flag: the main thread sets 1 and notifies; the worker also waits on it between pages
 //   [1] madvise calls made        [2] pages soft-offlined (success)
@@ -32,9 +31,9 @@ const PAGE = 4096;
 const EIO = 5;
 const EBUSY = 16;
 
-const { pages, targets, intervalMs, cap, control } = workerData;
+const { targets, intervalMs, cap, control } = workerData;
 const c = new Int32Array(control);
-const live = targets ? new BigInt64Array(targets) : null;
+const live = new BigInt64Array(targets);
 
 const require = createRequire(import.meta.url);
 const koffi = require('koffi');
@@ -47,15 +46,12 @@ while (Atomics.load(c, 0) === 0) {
     Atomics.store(c, 7, 1);
     break;
   }
-  let addr;
-  if (live) {
-    const n = Number(Atomics.load(live, 0));
-    if (n === 0) {
-      Atomics.wait(c, 0, 0, intervalMs);
-      continue;
-    }
-    addr = BigInt.asUintN(64, Atomics.load(live, 1 + Math.floor(Math.random() * n)));
-  } else addr = pages[Math.floor(Math.random() * pages.length)];
+  const n = Number(Atomics.load(live, 0));
+  if (n === 0) {
+    Atomics.wait(c, 0, 0, intervalMs);
+    continue;
+  }
+  const addr = BigInt.asUintN(64, Atomics.load(live, 1 + Math.floor(Math.random() * n)));
   const r = madvise(addr, PAGE, MADV_SOFT_OFFLINE);
   // errno is read at once, before anything else can call into libc on this thread.
   const errno = r === 0 ? 0 : koffi.errno();
