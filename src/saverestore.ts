@@ -45,7 +45,8 @@ export interface LiveMigrationOptions {
   /** Pages to track: the guest's pseudo-physical size (p2m entries). */
   pages: number;
   /** Copies the given pages of the guest to the destination; called once per round. */
-  sendPages: (gfns: readonly number[], round: { round: number; final: boolean }) => void | Promise<void>;
+  /** The pages to copy (a fresh array each round; gfns ascending). */
+  sendPages: (gfns: Uint32Array, round: { round: number; final: boolean }) => void | Promise<void>;
   /** Live rounds after the first full pass, at most. Default 5. */
   maxRounds?: number;
   /** Stop the live rounds once fewer pages than this are dirty. Default 50. */
@@ -123,8 +124,7 @@ export async function liveMigrate(xc: Xencall, options: LiveMigrationOptions): P
     }
     enabled = true;
 
-    const all = Array.from({ length: o.pages }, (_, i) => i);
-    await o.sendPages(all, { round: 0, final: false });
+    await o.sendPages(allGfns(o.pages), { round: 0, final: false });
     record(report, o, { round: 0, final: false, dirty: o.pages, sent: o.pages, cleanFaults: 0, continued: 0, allDirty: false, pausedEarly: false });
 
     for (let round = 1; ; round++) {
@@ -133,16 +133,18 @@ export async function liveMigrate(xc: Xencall, options: LiveMigrationOptions): P
       throwIfAborted(o.signal, round);
       let final = round > o.maxRounds || report.rounds.at(-1)!.dirty < o.dirtyThreshold;
       if (final) {
-        await xc.domctl.pausedomain({ domain: o.domain }, { signal: o.signal });
+        xc.sync.domctl.pausedomain({ domain: o.domain });
         pausedByUs = true;
         o.onPause?.();
       }
-      const r = await xc.runAsync(cleanRound(ctx, o, struct, bitmap, final));
+      // Synchronously: a CLEAN takes milliseconds, and in a dom0 with one vcpu and a running guest
+      // every hand-off to a worker thread and back costs tens of them (docs/performance.md).
+      const r = xc.runSync(cleanRound(ctx, o, struct, bitmap, final));
       let pausedEarly = false;
       if (!r.rearmed && !final) {
         // Pages made writable since the last completed CLEAN would take writes unseen after
         // this copy. A paused guest writes nothing: copy everything now and stop there.
-        await xc.domctl.pausedomain({ domain: o.domain }, { signal: o.signal });
+        xc.sync.domctl.pausedomain({ domain: o.domain });
         pausedByUs = true;
         o.onPause?.();
         final = true;
@@ -215,7 +217,7 @@ async function enableLogDirty(xc: Xencall, domain: number, signal: AbortSignal |
 }
 
 interface CleanResult {
-  gfns: number[];
+  gfns: Uint32Array;
   faults: number;
   continued: number;
   allDirty: boolean;
@@ -235,11 +237,10 @@ function* cleanRound(ctx: OpCtx, o: Options, struct: HypercallBuffer, bitmap: Hy
   const req: LogDirtyRequest = { domain: o.domain, op: SHADOW_OP.CLEAN, pages: BigInt(o.pages), mode, bitmap };
   let faults = 0;
   let continued = 0;
-  const keep = () => {
-    for (let i = 0; i < acc.length; i++) acc[i]! |= bitmap.bytes[i]!;
-  };
+  const bits = bitmap.bytes;
+  const keep = () => orInto(acc, bits);
   for (let attempt = 0; attempt < o.cleanAttempts; attempt++) {
-    bitmap.bytes.fill(0);
+    bits.fill(0);
     // The row decides retry: CLEAN is unsafe, so a fault comes back here and is never re-issued
     // from a "pristine" (zeroed) bitmap that would wipe what Xen delivered.
     const r = yield* shadowOpCall(ctx, cleanRow, struct, req);
@@ -252,7 +253,7 @@ function* cleanRound(ctx: OpCtx, o: Options, struct: HypercallBuffer, bitmap: Hy
     // The fault may have come from a continuation's re-entry, leaving this CLEAN pending with the
     // domain paused (an -EBUSY says one is). Finish it into a zeroed bitmap: it continues where
     // the first slices stopped, and completing re-arms.
-    bitmap.bytes.fill(0);
+    bits.fill(0);
     const f = yield* finishPending(ctx, struct, req);
     keep();
     faults += f.faults;
@@ -266,7 +267,7 @@ function* cleanRound(ctx: OpCtx, o: Options, struct: HypercallBuffer, bitmap: Hy
   // CLEANs would take writes unseen after they are sent. A CLEAN without a bitmap copies
   // nothing out, so it faults only on the struct: before its effect, or after it completed.
   const rearm: LogDirtyRequest = { ...req, bitmap: null };
-  const all = Array.from({ length: o.pages }, (_, i) => i);
+  const all = allGfns(o.pages);
   for (let attempt = 0; attempt < REARM_ATTEMPTS; attempt++) {
     const r = yield* shadowOpCall(ctx, cleanRow, struct, rearm);
     if (r.ok) return { gfns: all, faults, continued, allDirty: true, rearmed: true };
@@ -278,14 +279,42 @@ function* cleanRound(ctx: OpCtx, o: Options, struct: HypercallBuffer, bitmap: Hy
   return { gfns: all, faults, continued, allDirty: true, rearmed: false };
 }
 
-function bitsToGfns(bits: Uint8Array, pages: number): number[] {
-  const out: number[] = [];
+/** acc |= bits, a 32-bit word at a time where both are aligned (the bitmap is page-aligned). */
+function orInto(acc: Uint8Array, bits: Uint8Array): void {
+  const words = acc.length >> 2;
+  if (words > 0 && acc.byteOffset % 4 === 0 && bits.byteOffset % 4 === 0) {
+    const a = new Uint32Array(acc.buffer, acc.byteOffset, words);
+    const b = new Uint32Array(bits.buffer, bits.byteOffset, words);
+    for (let i = 0; i < words; i++) a[i]! |= b[i]!;
+  }
+  for (let i = words << 2; i < acc.length; i++) acc[i]! |= bits[i]!;
+}
+
+/** The set bits of a dirty bitmap as gfns, skipping zero words (most are). */
+function bitsToGfns(bits: Uint8Array, pages: number): Uint32Array {
+  let n = 0;
+  for (let i = 0; i < bits.length; i++) {
+    let b = bits[i]!;
+    while (b) {
+      n++;
+      b &= b - 1;
+    }
+  }
+  const out = new Uint32Array(n);
+  let k = 0;
   for (let i = 0; i < bits.length; i++) {
     const b = bits[i]!;
     if (!b) continue;
-    for (let j = 0; j < 8; j++) if (b & (1 << j) && i * 8 + j < pages) out.push(i * 8 + j);
+    for (let j = 0; j < 8; j++) if (b & (1 << j) && i * 8 + j < pages) out[k++] = i * 8 + j;
   }
-  return out;
+  return out.subarray(0, k);
+}
+
+/** Gfns 0..pages-1. */
+export function allGfns(pages: number): Uint32Array {
+  const a = new Uint32Array(pages);
+  for (let i = 0; i < pages; i++) a[i] = i;
+  return a;
 }
 
 type Options = Required<Omit<LiveMigrationOptions, 'onRound' | 'onTick' | 'onPause' | 'signal'>> & Pick<LiveMigrationOptions, 'onRound' | 'onTick' | 'onPause' | 'signal'>;

@@ -80,9 +80,11 @@ export class DomainBuilder {
   /** Writes page contents, populating frames the domain does not have yet. */
   async pages(gfns: BigUint64Array, data: Uint8Array): Promise<void> {
     this.checkBuilding();
-    const fresh: bigint[] = [];
-    for (const g of gfns) if (this.populated.add(Number(g))) fresh.push(g);
-    if (fresh.length) await this.xc.memory_op.populate_physmap({ domid: this.domid, gfns: BigUint64Array.from(fresh) }, { signal: this.signal });
+    const fresh = new Uint32Array(gfns.length);
+    let n = 0;
+    for (const g of gfns) if (this.populated.add(Number(g))) fresh[n++] = Number(g);
+    // Synchronous, as the source's batches are (source.ts copyOut says why).
+    if (n) this.xc.sync.memory_op.populate_physmap({ domid: this.domid, gfns: fresh.subarray(0, n) });
     const map = this.xc.foreignMemory.map(this.domid, gfns, { writable: true });
     try {
       const bad = map.errors.findIndex((e) => e !== 0);
@@ -99,7 +101,8 @@ export class DomainBuilder {
     for (const [index, value] of params) {
       // handle_hvm_params: PAE_ENABLED only ever carried data into hvmloader; it is not set.
       if (index === HVM_PARAM.PAE_ENABLED) continue;
-      await this.xc.hvm_op.set_param({ domid: this.domid, index, value }, { signal: this.signal });
+      this.checkBuilding();
+      this.xc.sync.hvm_op.set_param({ domid: this.domid, index, value });
     }
   }
 

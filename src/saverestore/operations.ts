@@ -10,12 +10,12 @@ import { performance } from 'node:perf_hooks';
 import { ErrorCodes, ValidationError, XencallError, describeValue } from '../errors.js';
 import { optionBag, optionalFunction, optionalIntegerIn, signalOf } from '../input.js';
 import { Xencall as XencallClass } from '../xencall.js';
-import { liveMigrate, type RoundReport } from '../saverestore.js';
+import { allGfns, liveMigrate, type RoundReport } from '../saverestore.js';
 import type { Xencall } from '../xencall.js';
 import { DomainBuilder } from './builder.js';
 import { IMAGE_FLAG_LIVE, ImageWriter, readImage, verifyImage, type DomainRecord, type ImageSink } from './image.js';
 import { reportProgress, type ProgressListener, type SaveRestoreOperation } from './progress.js';
-import { allGfns, copyOut, inspectSource, readHvmParams } from './source.js';
+import { copyOut, inspectSource, readHvmParams } from './source.js';
 
 export interface LiveOptions {
   /** Copy memory while the guest runs, then pause for a final round (default false: pause first). */

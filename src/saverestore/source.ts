@@ -125,59 +125,56 @@ function hasData(type: number): boolean {
 export async function copyOut(
   xc: Xencall,
   domid: number,
-  gfns: ArrayLike<number>,
+  gfns: Uint32Array,
   deliver: (gfns: BigUint64Array, data: Uint8Array) => Promise<void>,
   signal?: AbortSignal,
 ): Promise<number> {
   let sent = 0;
+  const selected = new BigUint64Array(PAGE_BATCH);
+  // A gfn's low and high 32-bit halves (x86-64 is little-endian); gfns here fit in the low half.
+  const selected32 = new Uint32Array(selected.buffer);
   for (let at = 0; at < gfns.length; at += PAGE_BATCH) {
     if (signal?.aborted) throw new XencallError(ErrorCodes.ABORTED, `copying domain ${domid}'s memory was aborted`, { cause: signal.reason });
-    const n = Math.min(PAGE_BATCH, gfns.length - at);
-    // Typed arrays in and out, converted in bulk: no BigInt per gfn.
-    const batch = new Float64Array(n);
-    for (let i = 0; i < n; i++) batch[i] = gfns[at + i]!;
-    const { types } = await xc.domctl.getpageframeinfo3({ domain: domid, gfns: batch }, { signal });
+    const batch = gfns.subarray(at, at + PAGE_BATCH);
+    const n = batch.length;
+    // The synchronous call: a batch takes a few milliseconds in Xen, while in a dom0 with one
+    // vcpu and a running guest each hand-off to a worker thread and back costs tens of them
+    // (docs/performance.md). The event loop gets its turn between batches instead.
+    const { types } = xc.sync.domctl.getpageframeinfo3({ domain: domid, gfns: batch });
     let keep = 0;
-    const selected = new BigUint64Array(n);
-    // A gfn's low and high 32-bit halves (x86-64 is little-endian), as toGfnArray writes them.
-    const selected32 = new Uint32Array(selected.buffer);
-    for (let i = 0; i < n; i++) {
-      if (!hasData(types[i]!)) continue;
-      const g = batch[i]!;
-      selected32[2 * keep] = g % 2 ** 32;
-      selected32[2 * keep + 1] = Math.floor(g / 2 ** 32);
-      keep++;
-    }
-    if (keep === 0) continue;
-    const list = selected.subarray(0, keep);
-    const map = xc.foreignMemory.map(domid, list);
-    try {
-      const bad = map.errors.findIndex((e) => e !== 0);
-      if (bad >= 0) {
-        throw new XencallError(ErrorCodes.HYPERCALL, `domain ${domid}: gfn ${list[bad]} is typed as memory but could not be mapped (errno ${-map.errors[bad]!})`);
+    selected32.fill(0);
+    for (let i = 0; i < n; i++) if (hasData(types[i]!)) selected32[2 * keep++] = batch[i]!;
+    if (keep > 0) {
+      const list = selected.slice(0, keep);
+      const map = xc.foreignMemory.map(domid, list);
+      try {
+        const bad = map.errors.findIndex((e) => e !== 0);
+        if (bad >= 0) {
+          throw new XencallError(ErrorCodes.HYPERCALL, `domain ${domid}: gfn ${list[bad]} is typed as memory but could not be mapped (errno ${-map.errors[bad]!})`);
+        }
+        await deliver(list, map.bytes);
+        sent += keep;
+      } finally {
+        map.unmap();
       }
-      await deliver(list, map.bytes);
-      sent += keep;
-    } finally {
-      map.unmap();
     }
+    await yieldToLoop();
   }
   return sent;
+}
+
+/** Lets timers, I/O and abort listeners run between batches of synchronous hypercalls. */
+export function yieldToLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** The HVM parameters to carry over: the non-zero ones of SAVED_HVM_PARAMS. */
 export async function readHvmParams(xc: Xencall, domid: number, signal?: AbortSignal): Promise<Map<number, bigint>> {
   const out = new Map<number, bigint>();
   for (const index of SAVED_HVM_PARAMS) {
-    const { value } = await xc.hvm_op.get_param({ domid, index }, { signal });
+    if (signal?.aborted) throw new XencallError(ErrorCodes.ABORTED, `reading domain ${domid}'s HVM params was aborted`, { cause: signal.reason });
+    const { value } = xc.sync.hvm_op.get_param({ domid, index });
     if (value !== 0n) out.set(index, value);
   }
   return out;
-}
-
-/** Every gfn below the p2m size. */
-export function allGfns(p2mSize: number): Uint32Array {
-  const a = new Uint32Array(p2mSize);
-  for (let i = 0; i < p2mSize; i++) a[i] = i;
-  return a;
 }
