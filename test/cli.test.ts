@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { TABLE, decode, encode, numbers, structs } from '../src/index.js';
 import { main } from '../src/cli/main.js';
+import { COMMANDS, EXIT, OPTIONS, commandOptions, type CommandName, type OptionName } from '../src/cli/spec.js';
 
 function cli(args: string[]) {
   let out = '';
@@ -130,7 +131,8 @@ describe('xencall call: the raw CLI cannot hurt by accident', () => {
 
   it('pointer arguments only to buffers the CLI made: numbers that could be addresses, and struct handles elsewhere, are refused', async () => {
     for (const a of ['0x7f0000001000', String(2n ** 32n), '-1', '0xffff888000000000']) {
-      const r = await cli(['call', 'xen_version', '1', a, '--backend', 'mock', '--allow-writes']);
+      // After --, as any argument that starts with a dash must be.
+      const r = await cli(['call', '--backend', 'mock', '--allow-writes', 'xen_version', '1', '--', a]);
       assert.equal(r.code, 2, `${a}: ${r.err}`);
       assert.match(r.err, /buf:SIZE/);
     }
@@ -234,6 +236,141 @@ describe('xencall save, restore, migrate (--backend mock)', () => {
     for (const args of [['save'], ['save', '0', 'f'], ['save', 'x', 'f'], ['restore'], ['migrate'], ['migrate', '70000'], ['migrate', '3', 'extra']]) {
       const r = await cli([...args, '--backend', 'mock']);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    }
+  });
+});
+
+describe('xencall --version, <command> --help, and options a command does not take', () => {
+  const names = Object.keys(COMMANDS) as CommandName[];
+
+  it("--version prints package.json's version, from the source and from the build", async () => {
+    const { version } = JSON.parse(fs.readFileSync('package.json', 'utf8')) as { version: string };
+    const r = await cli(['--version']);
+    assert.equal(r.code, 0);
+    assert.equal(r.out, `${version}\n`);
+    const built = spawnSync(process.execPath, ['dist/cli.js', '--version'], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(built.status, 0, built.stderr);
+    assert.equal(built.stdout, `${version}\n`);
+  });
+
+  it('<command> --help prints that command\'s usage and exactly the options it takes', async () => {
+    for (const c of names) {
+      for (const help of ['--help', '-h']) {
+        const r = await cli([c, help]);
+        assert.equal(r.code, 0, `${c} ${help}: ${r.err}`);
+        assert.ok(r.out.startsWith(`usage: xencall ${c}${COMMANDS[c].args ? ` ${COMMANDS[c].args}` : ''} [options]\n`), `${c}: ${r.out.split('\n')[0]}`);
+        const listed = [...r.out.matchAll(/^ {2}(?:-\w, )?--([\w-]+)/gm)].map((m) => m[1]);
+        assert.deepEqual(listed.sort(), commandOptions(c).map((o) => o.name).sort(), c);
+      }
+    }
+    const top = await cli(['--help']);
+    assert.equal(top.code, 0);
+    for (const c of names) assert.match(top.out, new RegExp(`^ {2}${c} `, 'm'));
+  });
+
+  it('an option a command does not take is a usage error naming it, for every command and option', async () => {
+    for (const c of names) {
+      const takes = new Set(commandOptions(c).map((o) => o.name));
+      for (const o of Object.keys(OPTIONS) as OptionName[]) {
+        if (takes.has(o)) continue;
+        const argv = [c, ...(c === 'call' ? ['xen_version', '0'] : []), `--${o}`, ...(OPTIONS[o].type === 'string' ? ['1'] : [])];
+        const r = await cli(argv);
+        assert.equal(r.code, EXIT.usage, `${argv.join(' ')}: ${r.out}${r.err}`);
+        assert.match(r.err, new RegExp(`^xencall ${c}: --${o}: xencall ${c} does not take it\nusage: xencall ${c}`), argv.join(' '));
+        assert.equal(r.out, '', 'nothing ran');
+      }
+      const bogus = await cli([c, '--bogus']);
+      assert.equal(bogus.code, EXIT.usage);
+      assert.match(bogus.err, /--bogus: no such option/);
+    }
+  });
+
+  it('too few or too many arguments are usage errors, as is an option missing its value', async () => {
+    for (const c of names) {
+      const { minArgs, maxArgs } = COMMANDS[c];
+      for (const n of [minArgs - 1, maxArgs + 1].filter((k) => k >= 0)) {
+        const r = await cli([c, ...Array.from({ length: n }, (_, i) => String(i + 1)), ...('backend' in COMMANDS[c].options ? ['--backend', 'mock'] : [])]);
+        assert.equal(r.code, EXIT.usage, `${c} with ${n} arguments: ${r.err}`);
+        assert.match(r.err, new RegExp(`xencall ${c} takes`));
+      }
+    }
+    assert.equal((await cli(['info', '--backend'])).code, EXIT.usage);
+    assert.equal((await cli(['table', '--json=yes'])).code, EXIT.usage);
+    assert.equal((await cli(['--json'])).code, EXIT.usage, 'no command');
+  });
+
+  it('--json with a usage error prints the error as JSON too; the command may come after options', async () => {
+    const r = await cli(['--json', 'domains', '--markdown']);
+    assert.equal(r.code, EXIT.usage);
+    assert.deepEqual(JSON.parse(r.out), { error: { code: 'XEN_ERR_VALIDATION', message: '--markdown: xencall domains does not take it', field: '--markdown' } });
+    const ok = await cli(['--backend', 'mock', '--json', 'domains']);
+    assert.equal(ok.code, EXIT.ok, ok.err);
+  });
+});
+
+describe('xencall exit statuses, one per kind of outcome (README and docs/cli.md)', () => {
+  it('0 success, 1 a hypercall error, 2 bad usage', async () => {
+    assert.equal((await cli(['table', '--json'])).code, EXIT.ok);
+    const failed = await cli(['call', 'xen_version', '99', '--backend', 'mock', '--allow-writes']);
+    assert.equal(failed.code, EXIT.failed);
+    assert.match(failed.err, /^xencall call: XEN_ERR_HYPERCALL: /);
+    assert.equal((await cli(['info', '--backend', 'kvm'])).code, EXIT.usage);
+    assert.equal((await cli(['nosuch'])).code, EXIT.usage);
+  });
+
+  it('3 where there is no Xen (no privcmd node, or koffi cannot load), as the built executable', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xencall-cli-noxen-'));
+    try {
+      // koffi unavailable: in a dom0 as on a machine without Xen, privcmd cannot be used.
+      fs.writeFileSync(path.join(dir, 'hook.mjs'), "export async function resolve(s, c, next) { if (s === 'koffi') throw new Error('koffi is not installed here'); return next(s, c); }\n");
+      fs.writeFileSync(path.join(dir, 'reg.mjs'), `import { register } from 'node:module'; register(${JSON.stringify(`file://${path.join(dir, 'hook.mjs')}`)});\n`);
+      for (const c of ['info', 'domains']) {
+        const r = spawnSync(process.execPath, ['--import', path.join(dir, 'reg.mjs'), 'dist/cli.js', c, '--json'], { encoding: 'utf8', timeout: 20_000 });
+        assert.equal(r.status, EXIT.unavailable, `${c}: ${r.stderr}`);
+        assert.equal((JSON.parse(r.stdout) as { error: { code: string } }).error.code, 'XEN_ERR_BACKEND_UNAVAILABLE');
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('4 for a bug (an unexpected error), with its message and no stack trace', async () => {
+    let err = '';
+    const code = await main(['table', '--json'], {
+      out: () => {
+        throw new Error('boom');
+      },
+      err: (s) => void (err += s),
+    });
+    assert.equal(code, EXIT.internal);
+    assert.equal(err, 'xencall table: internal error: boom\n');
+  });
+});
+
+describe('xencall --help, --version and usage errors load no part of the library', () => {
+  it('the built executable loads only its own module for them, and the commands module when one runs', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xencall-cli-lazy-'));
+    try {
+      // A load hook that lists every file module node loads.
+      fs.writeFileSync(path.join(dir, 'hook.mjs'), "export async function load(url, c, next) { if (url.startsWith('file:')) process.stderr.write(`LOADED ${url}\\n`); return next(url, c); }\n");
+      fs.writeFileSync(path.join(dir, 'reg.mjs'), `import { register } from 'node:module'; register(${JSON.stringify(`file://${path.join(dir, 'hook.mjs')}`)});\n`);
+      const loaded = (...args: string[]) => {
+        const r = spawnSync(process.execPath, ['--import', path.join(dir, 'reg.mjs'), 'dist/cli.js', ...args], { encoding: 'utf8', timeout: 20_000 });
+        return [...r.stderr.matchAll(/^LOADED file:\/\/.*\/dist\/(.+)$/gm)].map((m) => m[1]!);
+      };
+      for (const args of [['--help'], ['--version'], ['info', '--help'], ['info', '--bogus'], ['nosuch']]) {
+        const files = loaded(...args);
+        assert.ok(files.includes('cli.js'), `${args.join(' ')}: the hook sees the executable`);
+        assert.deepEqual(
+          files.filter((f) => f.startsWith('command-modules') || f.startsWith('privcmd') || f.startsWith('hypervisor')),
+          [],
+          `${args.join(' ')} loaded ${files.join(', ')}`,
+        );
+        assert.ok(files.length <= 3, `${args.join(' ')} loaded ${files.join(', ')}: the executable and its two small shared chunks (the spec and the errors)`);
+      }
+      assert.ok(loaded('table', '--json').some((f) => f.startsWith('command-modules')), 'a command that runs loads the commands');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

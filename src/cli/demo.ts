@@ -8,6 +8,7 @@ import { HypercallError, ErrorCodes } from '../errors.js';
 import { findDomainByHandle, findLeakedPorts, recoverConsole } from '../recovery.js';
 import { CHANNELS } from '../retry/runner.js';
 import { MockHypervisor } from '../testing/hypervisor.js';
+import type { DemoJson } from './json-schemas.js';
 import type { CliIO } from './main.js';
 import type { CliOptions } from './table.js';
 
@@ -180,7 +181,8 @@ export async function runDemo(opts: CliOptions, io: CliIO): Promise<number> {
   xc.close();
   const injected = hv.history.faults().length;
   if (opts.json) {
-    io.out(`${JSON.stringify({ seed: opts.seed, fault_rate: opts.rate, injected_faults: injected, ...total, steps, events }, null, 2)}\n`);
+    const out: DemoJson = { seed: opts.seed, fault_rate: opts.rate, injected_faults: injected, ...total, steps, events };
+    io.out(`${JSON.stringify(out, null, 2)}\n`);
   } else {
     io.out(`\n${injected} copy faults injected (seed ${opts.seed}, rate ${opts.rate}); ${total.attempts} hypercalls, ${total.efaults} EFAULT, ${total.retries} retried, ${total.refused} refused and recovered by the caller.\n`);
   }

@@ -8,7 +8,9 @@ import type { Backend } from '../backend.js';
 import { XencallError } from '../errors.js';
 import { HYPERCALL, XENVER } from '../hypercalls/numbers.js';
 import { errnoNameOf } from '../errors.js';
+import type { DoctorJson } from './json-schemas.js';
 import type { CliIO } from './main.js';
+import { EXIT } from './spec.js';
 import type { CliOptions } from './table.js';
 
 export type Status = 'ok' | 'warn' | 'fail' | 'info';
@@ -161,7 +163,8 @@ export async function runDoctor(opts: CliOptions, io: CliIO, env?: DoctorEnv): P
     }
   }
   const findings = diagnose(e);
-  if (opts.json) io.out(`${JSON.stringify({ findings }, null, 2)}\n`);
+  const out: DoctorJson = { findings: findings.map((x) => ({ check: x.check, status: x.status, detail: x.detail, advice: x.advice ?? null })) };
+  if (opts.json) io.out(`${JSON.stringify(out, null, 2)}\n`);
   else {
     const mark: Record<Status, string> = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL', info: 'info' };
     for (const x of findings) {
@@ -169,5 +172,6 @@ export async function runDoctor(opts: CliOptions, io: CliIO, env?: DoctorEnv): P
       if (x.advice) io.out(`      ${''.padEnd(19)} -> ${x.advice}\n`);
     }
   }
-  return findings.some((x) => x.status === 'fail') ? 1 : 0;
+  // Every failing check means this machine cannot issue hypercalls as it is.
+  return findings.some((x) => x.status === 'fail') ? EXIT.unavailable : EXIT.ok;
 }

@@ -18,6 +18,7 @@ import { readOnlyFor } from '../hypercalls/row.js';
 import { classify, pointersVisible } from '../hypercalls/table.js';
 import { handleOffsets } from '../layout.js';
 import { openFor } from './commands.js';
+import type { CallJson } from './json-schemas.js';
 import type { CliIO } from './main.js';
 import type { CliOptions } from './table.js';
 
@@ -27,6 +28,7 @@ const MAX_BUFFER = 16 << 20;
 type RawArg = { readonly kind: 'number'; readonly value: bigint } | { readonly kind: 'buffer'; readonly spec: string; readonly bytes: Uint8Array };
 
 const hypercallNumbers = new Map<string, number>(Object.entries(HYPERCALL));
+const hypercallNames = new Map<number, string>(Object.entries(HYPERCALL).map(([name, n]) => [n, name]));
 
 export async function runCall(args: string[], opts: CliOptions & { allowWrites: boolean }, io: CliIO): Promise<number> {
   if (args.length < 1 || args.length > 6) throw new ValidationError('call', 'usage: xencall call OP [A1 .. A5] (OP a number or a hypercall name; A a number, buf:SIZE or buf:@FILE)');
@@ -50,7 +52,8 @@ export async function runCall(args: string[], opts: CliOptions & { allowWrites: 
     const result = await xc.hypercall(op, regs);
     const written = buffers.map((b) => ({ arg: b.arg, spec: b.spec, size: b.buf.size, hex: Buffer.from(b.buf.bytes).toString('hex') }));
     if (opts.json) {
-      io.out(`${JSON.stringify({ op, args: regs.map(String), result: result.toString(), result_hex: `0x${result.toString(16)}`, buffers: written }, null, 2)}\n`);
+      const out: CallJson = { op, op_name: hypercallNames.get(op) ?? null, args: regs.map(String), result: result.toString(), result_hex: `0x${result.toString(16)}`, buffers: written };
+      io.out(`${JSON.stringify(out, null, 2)}\n`);
     } else {
       io.out(`${result} (0x${result.toString(16)})\n`);
       for (const w of written) io.out(`${w.arg} ${w.spec}: ${w.hex}\n`);

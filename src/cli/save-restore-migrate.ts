@@ -11,6 +11,7 @@ import type { SaveRestoreProgress } from '../saverestore/progress.js';
 import { MockHypervisor } from '../testing/hypervisor.js';
 import { MockGuestWorkload } from '../testing/world.js';
 import { open, type Xencall } from '../xencall.js';
+import type { MigrateJson, RestoreJson, SaveJson } from './json-schemas.js';
 import type { CliIO } from './main.js';
 import type { CliOptions } from './table.js';
 
@@ -76,7 +77,7 @@ export async function runSave(args: readonly string[], opts: SaveRestoreMigrateO
   try {
     const r = await save(xc, domid, file, { live: opts.live, after: opts.keep ? 'resume' : 'destroy', onProgress: bar.listener });
     bar.end();
-    const out = { domid, file, live: r.live, rounds: r.rounds.length, pages_sent: r.pagesSent, bytes: r.bytes, downtime_ms: ms(r.downtimeMs), total_ms: ms(r.totalMs), source: opts.keep ? 'running' : 'destroyed' };
+    const out: SaveJson = { domid, file, live: r.live, rounds: r.rounds.length, pages_sent: r.pagesSent, bytes: r.bytes, downtime_ms: ms(r.downtimeMs), total_ms: ms(r.totalMs), source: opts.keep ? 'running' : 'destroyed' };
     io.out(opts.json ? `${JSON.stringify(out, null, 2)}\n` : `saved domain ${domid} to ${file}: ${r.pagesSent} pages in ${r.rounds.length} round${r.rounds.length === 1 ? '' : 's'}, ${r.bytes} bytes, downtime ${out.downtime_ms} ms, total ${out.total_ms} ms; the domain was ${out.source}\n`);
     return 0;
   } finally {
@@ -95,7 +96,8 @@ export async function runRestore(args: readonly string[], opts: SaveRestoreMigra
     const r = await restore(xc, file, { paused: opts.paused, onProgress: bar.listener });
     bar.end();
     // Plain output is the domid alone, for `domid=$(xencall restore FILE)`.
-    io.out(opts.json ? `${JSON.stringify({ domid: r.domid, file, pages: r.pages, paused: opts.paused, total_ms: ms(r.totalMs) }, null, 2)}\n` : `${r.domid}\n`);
+    const out: RestoreJson = { domid: r.domid, file, pages: r.pages, paused: opts.paused, total_ms: ms(r.totalMs) };
+    io.out(opts.json ? `${JSON.stringify(out, null, 2)}\n` : `${r.domid}\n`);
     return 0;
   } finally {
     bar.end();
@@ -112,7 +114,7 @@ export async function runMigrate(args: readonly string[], opts: SaveRestoreMigra
   try {
     const r = await migrate(xc, domid, { live: opts.live, keepSource: opts.keepSource, paused: opts.paused, onProgress: bar.listener });
     bar.end();
-    const out = { source: r.source, destination: r.destination, live: r.live, rounds: r.rounds.length, pages_sent: r.pagesSent, downtime_ms: ms(r.downtimeMs), total_ms: ms(r.totalMs) };
+    const out: MigrateJson = { source: r.source, destination: r.destination, live: r.live, rounds: r.rounds.length, pages_sent: r.pagesSent, downtime_ms: ms(r.downtimeMs), total_ms: ms(r.totalMs) };
     io.out(
       opts.json
         ? `${JSON.stringify(out, null, 2)}\n`

@@ -7,7 +7,9 @@ import { ValidationError } from '../errors.js';
 import { liveMigrate, type CleanStrategy } from '../saverestore.js';
 import { MockHypervisor } from '../testing/hypervisor.js';
 import { MockGuestWorkload } from '../testing/world.js';
+import type { SaveRestoreJson } from './json-schemas.js';
 import type { CliIO } from './main.js';
+import { EXIT } from './spec.js';
 import type { CliOptions } from './table.js';
 
 export interface SaveRestoreCliOptions extends CliOptions {
@@ -56,7 +58,7 @@ export async function runSaveRestore(opts: SaveRestoreCliOptions, io: CliIO): Pr
   }
   const retries = Object.values(stats).reduce((s, c) => s + c.retries, 0);
   const refusals = Object.values(stats).reduce((s, c) => s + c.refused, 0);
-  const summary = {
+  const summary: SaveRestoreJson = {
     seed: opts.seed,
     fault_rate: opts.rate,
     strategy: opts.strategy,
@@ -78,5 +80,5 @@ export async function runSaveRestore(opts: SaveRestoreCliOptions, io: CliIO): Pr
         `destination ${mismatched === 0 ? 'identical to the source' : `DIFFERS from the source in ${mismatched} pages`}\n`,
     );
   }
-  return mismatched === 0 ? 0 : 1;
+  return mismatched === 0 ? EXIT.ok : EXIT.failed;
 }

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { HVM_PARAM, HypercallError, findDomainByHandle, findLeakedPorts, open, type Xencall } from '../../src/index.js';
+import { domainsJson, infoJson } from '../../src/cli/json-schemas.js';
 import { vm } from './vm-env.js';
 
 const sysfs = (p: string) => fs.readFileSync(`/sys/hypervisor/${p}`, 'utf8').trim();
@@ -124,23 +125,28 @@ describe('the CLI in dom0 agrees with the hypervisor', () => {
 
   it('xencall info --json', async () => {
     assert.ok(fs.existsSync('dist/cli.js'), 'dist/cli.js is missing: scripts/test-xen.sh builds it first');
-    const info = cli('info');
+    // The documented shape (docs/cli.md), on what a real Xen answers.
+    const info = infoJson.parse(cli('info'));
     assert.equal(info.version, `${sysfs('version/major')}.${sysfs('version/minor')}${sysfs('version/extra')}`);
     assert.equal(info.capabilities.trimEnd(), sysfs('properties/capabilities'));
     assert.equal(info.physinfo.nr_cpus, vm.qemuSmp);
     assert.equal(info.buffers_never_fault, !vm.noHypercallDev);
+    assert.equal(info.physinfo.total_mib, Number(info.physinfo.total_pages) / 256);
   });
 
   it('xencall domains --json', async () => {
     const xc = await open();
     try {
-      const rows = cli('domains');
-      const dom0 = rows.find((r: { domid: number }) => r.domid === 0);
+      const rows = domainsJson.parse(cli('domains'));
+      const dom0 = rows.find((r) => r.domid === 0)!;
       const info = await xc.domctl.getdomaininfo({ domain: 0 });
       assert.equal(dom0.vcpus, vm.vcpus);
       assert.equal(dom0.vcpus, info.nr_online_vcpus);
       assert.equal(dom0.max_mem_mib, vm.dom0MemMb);
       assert.equal(dom0.mem_mib, Number(info.tot_pages) / 256);
+      assert.equal(dom0.tot_pages, String(info.tot_pages), 'exact, as a decimal string');
+      assert.ok(dom0.flags_names.includes('running') || dom0.flags_names.includes('blocked'), dom0.flags_names.join(','));
+      assert.equal(dom0.shutdown_reason_name, null);
       assert.match(dom0.state, /^r/, 'dom0 is running');
       // Xen ORs SHUTDOWN_CODE_INVALID into the flags of a live domain; the mock models the same.
       assert.equal(info.flags >>> 16, 0xffff, `dom0 flags 0x${info.flags.toString(16)}`);
