@@ -2,14 +2,18 @@
 // times xencall's own cost against (issue 13's "backend answering 0"). Its pages are plain memory
 // at made-up page-aligned addresses; it maps foreign gfns to zero pages it makes up. Not a mock of
 // Xen: it acts on nothing and writes nothing, so a typed call's result is whatever its encoder left
-// in the buffers. populate_physmap is the one exception: it answers nr_extents (everything done),
-// so the typed call's resume loop runs once, as it does on a healthy Xen.
+// in the buffers. Two exceptions: populate_physmap answers nr_extents (everything done), so the
+// typed call's resume loop runs once, as it does on a healthy Xen; and XENVER_version answers
+// 4.17, so a handle's typed calls pass its one Xen version check.
 
 import type { Backend, BackendForeignMap, BackendPages } from '../src/index.js';
 
 const PAGE = 4096;
 const HYPERVISOR_memory_op = 12;
 const XENMEM_populate_physmap = 6n;
+const HYPERVISOR_xen_version = 17;
+const XENVER_version = 0n;
+const XEN_4_17 = (4n << 16n) | 17n;
 
 export class ZeroBackend implements Backend {
   readonly kind = 'zero';
@@ -25,6 +29,7 @@ export class ZeroBackend implements Backend {
       const mem = this.pages.get(args[1]!);
       if (mem) return new DataView(mem.bytes.buffer, mem.bytes.byteOffset).getBigUint64(8, true);
     }
+    if (op === HYPERVISOR_xen_version && args[0] === XENVER_version) return XEN_4_17;
     return 0n;
   }
 

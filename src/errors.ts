@@ -36,6 +36,8 @@ export const ErrorCodes = {
   GUEST_UNSUPPORTED: 'XEN_ERR_GUEST_UNSUPPORTED',
   /** xencall/testing's test guest could not be built or booted (`step` names where), or made no progress in time. */
   TEST_GUEST: 'XEN_ERR_TEST_GUEST',
+  /** A typed call on a Xen other than the one the table follows (XenVersionUnsupportedError's `running`, `supported`). */
+  XEN_VERSION_UNSUPPORTED: 'XEN_ERR_XEN_VERSION_UNSUPPORTED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -57,6 +59,31 @@ export class ValidationError extends XencallError {
     super(ErrorCodes.VALIDATION, field ? `${field}: ${message}` : message);
     this.field = field;
     this.issues = issues ?? [{ path: field, message }];
+  }
+}
+
+/** A Xen version, as XENVER_version answers it (major << 16 | minor). */
+export interface XenVersion {
+  readonly major: number;
+  readonly minor: number;
+}
+
+/**
+ * Typed calls refused: the running Xen is not the release the table follows, so its layouts,
+ * sub-op numbers and retry verdicts may not hold. Nothing was issued but XENVER_version.
+ */
+export class XenVersionUnsupportedError extends XencallError {
+  readonly running: XenVersion;
+  readonly supported: XenVersion;
+  constructor(running: XenVersion, supported: XenVersion) {
+    const r = `${running.major}.${running.minor}`;
+    const s = `${supported.major}.${supported.minor}`;
+    super(
+      ErrorCodes.XEN_VERSION_UNSUPPORTED,
+      `this is Xen ${r}; xencall's typed calls and table are Xen ${s}'s, so they are refused here. Raw calls (xc.hypercall, callN) still work; use a xencall release for Xen ${r} for typed calls.`,
+    );
+    this.running = running;
+    this.supported = supported;
   }
 }
 

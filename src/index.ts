@@ -13,14 +13,15 @@ export {
   HypercallError,
   ValidationError,
   ShortCountError,
+  XenVersionUnsupportedError,
   errnoNameOf,
   errnoNumber,
   describeErrno,
 } from './errors.js';
-export type { ErrorCode, RetryOutcome, HypercallErrorInfo } from './errors.js';
+export type { ErrorCode, RetryOutcome, HypercallErrorInfo, XenVersion } from './errors.js';
 export { XEN_ERRNO } from './errno-table.js';
 export { TABLE, rowByName } from './hypercalls/table.js';
-export { verdictFor, readOnlyFor } from './hypercalls/row.js';
+export { verdictFor, readOnlyFor, XEN_SUPPORTED_VERSION } from './hypercalls/row.js';
 export type { Row, Verdict, FaultClass, Citation, ActsWhen } from './hypercalls/row.js';
 export { HYPERCALLS, hypercallByNumber } from './hypercalls/hypercalls.js';
 export type { HypercallName, HypercallSpec } from './hypercalls/hypercalls.js';

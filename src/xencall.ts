@@ -6,10 +6,11 @@ import { setMaxListeners } from 'node:events';
 import type { Backend } from './backend.js';
 import { openPrivcmd } from './backends/privcmd.js';
 import { BufferPool, HypercallBuffer, SMALL_BIGINTS } from './buffers.js';
-import { ErrorCodes, ValidationError, XencallError, describeValue } from './errors.js';
+import { ErrorCodes, ValidationError, XenVersionUnsupportedError, XencallError, describeValue, isErrorResult, type XenVersion } from './errors.js';
 import { callSignal, checkBackend, optionBag, optionalFunction } from './input.js';
 import { handleOffsets, type StructLayout } from './layout.js';
-import { XEN_PAGE_SIZE } from './hypercalls/numbers.js';
+import { HYPERCALL, XENVER, XEN_PAGE_SIZE } from './hypercalls/numbers.js';
+import { XEN_SUPPORTED_VERSION } from './hypercalls/row.js';
 import { classifyRaw, payloadOf, type Classification } from './hypercalls/table.js';
 import { resolvePolicy, type RetryPolicy } from './retry/decide.js';
 import { abortedBeforeStart, driveAsync, driveSync, runHypercall, runHypercallSync, sleepSync, type AsyncDriver, type CallPlan, type Program, type RunEnv, type SyncDriver } from './retry/runner.js';
@@ -21,6 +22,9 @@ import type { HostFacts } from './ops/helpers.js';
 /** libxencall's XENCALL_OPENFLAG_NON_REENTRANT: accepted for compatibility; JS is single-threaded per handle. */
 export const XENCALL_OPENFLAG_NON_REENTRANT = 1;
 const KNOWN_FLAGS = XENCALL_OPENFLAG_NON_REENTRANT;
+
+/** XENVER_version's arguments: the sub-op, and no buffer. */
+const XENVER_VERSION_ARGS: readonly bigint[] = Object.freeze([BigInt(XENVER.version), 0n, 0n, 0n, 0n]);
 
 export interface OpenOptions {
   /** The backend to use. Default: the privcmd backend (Linux dom0), loaded lazily. */
@@ -349,6 +353,38 @@ export class Xencall {
       ? { backend: this.backend, sleep: this.sleepAsync, signal, closed: this.closing.signal, settled: this.settled }
       : (this.plainDriver ??= { backend: this.backend, sleep: this.sleepAsync, closed: this.closing.signal, settled: this.settled });
     return driveAsync(program, driver);
+  }
+
+  /**
+   * @internal Before every typed call: refuses it (XenVersionUnsupportedError) on a Xen other
+   * than the one the table follows. The handle's first typed call asks XENVER_version, which
+   * takes no buffer (Xen answers major << 16 | minor); the answer is kept, so every later call
+   * costs one boolean test. A call whose signal has already fired asks nothing: runAsync then
+   * rejects it with XEN_ERR_ABORTED before anything is issued.
+   */
+  checkXenVersion(signal?: AbortSignal): void {
+    if (this.xenVersionSupported) return;
+    if (signal?.aborted) return;
+    this.askXenVersion();
+  }
+  /** True once XENVER_version answered the supported version (or could not be asked). */
+  private xenVersionSupported = false;
+  /** The other version XENVER_version answered: typed calls are refused without asking again. */
+  private unsupportedXen: XenVersion | undefined;
+
+  private askXenVersion(): void {
+    if (!this.unsupportedXen) {
+      const r = this.backend.hypercall(HYPERCALL.xen_version, XENVER_VERSION_ARGS);
+      // An error (EPERM on a restricted fd) tells nothing about the version; the typed call
+      // then meets the same refusal on its own, with its own error.
+      const running = isErrorResult(r) ? null : { major: Number(r >> 16n) & 0xffff, minor: Number(r) & 0xffff };
+      if (!running || (running.major === XEN_SUPPORTED_VERSION.major && running.minor === XEN_SUPPORTED_VERSION.minor)) {
+        this.xenVersionSupported = true;
+        return;
+      }
+      this.unsupportedXen = running;
+    }
+    throw new XenVersionUnsupportedError(this.unsupportedXen, XEN_SUPPORTED_VERSION);
   }
 
   /** @internal */

@@ -29,7 +29,18 @@ describe('xencall doctor', () => {
     assert.equal(by(f, 'hypercall-buffers').status, 'ok');
     assert.equal(by(f, 'compaction').status, 'ok');
     assert.equal(by(f, 'hypercall').status, 'ok');
+    assert.equal(by(f, 'xen-version').status, 'ok');
+    assert.match(by(f, 'xen-version').detail, /^Xen 4\.17:/);
     assert.ok(!f.some((x) => x.status === 'fail'));
+  });
+
+  it('another Xen: warns that typed calls are refused there and raw calls work', () => {
+    const f = diagnose(env({ openBackend: () => new MockHypervisor({ version: { major: 4, minor: 19 } }).backend() }));
+    assert.equal(by(f, 'hypercall').status, 'ok');
+    const v = by(f, 'xen-version');
+    assert.equal(v.status, 'warn');
+    assert.match(v.detail, /^Xen 4\.19: typed calls are refused \(XEN_ERR_XEN_VERSION_UNSUPPORTED\), as the table is Xen 4\.17's; raw calls work$/);
+    assert.match(v.advice!, /Xen 4\.19/);
   });
 
   it('no /dev/xen/hypercall and compaction of locked pages on: warns, with the two remedies', () => {

@@ -7,6 +7,7 @@ import { release } from 'node:os';
 import type { Backend } from '../backend.js';
 import { XencallError } from '../errors.js';
 import { HYPERCALL, XENVER } from '../hypercalls/numbers.js';
+import { XEN_SUPPORTED_VERSION as XEN } from '../hypercalls/row.js';
 import { errnoNameOf } from '../errors.js';
 import type { DoctorJson } from './json-schemas.js';
 import type { CliIO } from './main.js';
@@ -129,7 +130,13 @@ export function diagnose(env: DoctorEnv): Finding[] {
     backend = env.openBackend();
     const r = backend.hypercall(HYPERCALL.xen_version, [BigInt(XENVER.version), 0n, 0n, 0n, 0n]);
     if (r >= 0n) {
-      f.push({ check: 'hypercall', status: 'ok', detail: `xen_version answered ${Number(r) >>> 16}.${Number(r) & 0xffff}; the fd is not restricted` });
+      const v = `${Number(r) >>> 16}.${Number(r) & 0xffff}`;
+      f.push({ check: 'hypercall', status: 'ok', detail: `xen_version answered ${v}; the fd is not restricted` });
+      f.push(
+        v === `${XEN.major}.${XEN.minor}`
+          ? { check: 'xen-version', status: 'ok', detail: `Xen ${v}: the release xencall's table and typed calls follow` }
+          : { check: 'xen-version', status: 'warn', detail: `Xen ${v}: typed calls are refused (XEN_ERR_XEN_VERSION_UNSUPPORTED), as the table is Xen ${XEN.major}.${XEN.minor}'s; raw calls work`, advice: `Use a xencall release for Xen ${v}, or raw calls only.` },
+      );
       f.push({ check: 'buffers-never-fault', status: 'info', detail: String(backend.buffersNeverFault()) });
     } else {
       const name = errnoNameOf(Number(-r));

@@ -35,6 +35,13 @@ export interface Citation {
 /** Where the citations were read: repository and tag. */
 export const XEN_SOURCE = { repository: 'xen-project/xen', tag: 'RELEASE-4.17.7' } as const;
 
+/**
+ * The Xen release the table and the typed calls follow (XEN_SOURCE's). Struct layouts, sub-op
+ * numbers and the order of copies and effects are that release's; typed calls refuse to run on
+ * another (raw calls do not look).
+ */
+export const XEN_SUPPORTED_VERSION = { major: 4, minor: 17 } as const;
+
 export interface RowCondition<A> {
   /** Human-readable rule, e.g. "unsafe when clear != 0". Printed by `xencall table`. */
   readonly text: string;

@@ -59,17 +59,22 @@ export function bindTypedCalls(xc: Xencall): { async: TypedCalls; sync: TypedCal
           ? runSync
             ? (args?: unknown) => {
                 xc.checkOpen();
-                return runSync(plain ?? ctx(), v.parse(args), v.row);
+                const parsed = v.parse(args);
+                xc.checkXenVersion();
+                return runSync(plain ?? ctx(), parsed, v.row);
               }
             : (args?: unknown) => {
                 xc.checkOpen();
-                return xc.runSync(v.run(ctx(), v.parse(args), v.row));
+                const parsed = v.parse(args);
+                xc.checkXenVersion();
+                return xc.runSync(v.run(ctx(), parsed, v.row));
               }
           : (args?: unknown, options?: CallOptions) => {
               try {
                 xc.checkOpen();
                 const signal = callSignal(options);
                 const parsed = v.parse(args);
+                xc.checkXenVersion(signal);
                 return xc.runAsync(v.run(ctx(signal), parsed, v.row), signal);
               } catch (e) {
                 return Promise.reject(e);
