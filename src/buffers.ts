@@ -148,6 +148,8 @@ export class BufferPool {
   private readonly cache: BackendPages[][] = Array.from({ length: CACHED_MAX_PAGES + 1 }, () => []);
   /** Sorted start addresses of live buffers, rebuilt lazily for address lookups. */
   private sorted: HypercallBuffer[] | null = null;
+  /** The live buffer find() last found by its start address. */
+  private lastFound: HypercallBuffer | null = null;
   /**
    * Buffers of 1-4 pages the typed calls build their own structs and arrays in (a domctl, a
    * gfn list, a domain list), kept with their views while not in use, per page count: taking one
@@ -184,6 +186,7 @@ export class BufferPool {
     }
     buf.mem = null;
     this.live.delete(buf.address);
+    if (this.lastFound === buf) this.lastFound = null;
     this.sorted = null;
     const slot = mem.pages <= CACHED_MAX_PAGES ? this.cache[mem.pages] : undefined;
     if (slot && slot.length < CACHE_PER_SIZE) slot.push(mem);
@@ -192,8 +195,13 @@ export class BufferPool {
 
   /** The live buffer holding [address, address+length), or undefined. */
   find(address: bigint, length = 1): HypercallBuffer | undefined {
+    // A raw caller passes the same buffer call after call: comparing with the last one found
+    // costs a fraction of hashing a bigint for the map (freed buffers have no pages).
+    const last = this.lastFound;
+    if (last !== null && last.address === address && last.mem !== null) return length <= last.pages * XEN_PAGE_SIZE ? last : undefined;
     if (this.live.size === 0) return undefined;
     const exact = this.live.get(address);
+    if (exact) this.lastFound = exact;
     if (exact) return length <= exact.pages * XEN_PAGE_SIZE ? exact : undefined;
     this.sorted ??= [...this.live.values()].sort((a, b) => (a.address < b.address ? -1 : 1));
     let lo = 0;

@@ -13,7 +13,7 @@ import { HYPERCALL, XENVER, XEN_PAGE_SIZE } from './hypercalls/numbers.js';
 import { XEN_SUPPORTED_VERSION } from './hypercalls/row.js';
 import { classifyRaw, payloadOf, type Classification } from './hypercalls/table.js';
 import { resolvePolicy, type RetryPolicy } from './retry/decide.js';
-import { abortedBeforeStart, driveAsync, driveSync, runHypercall, runHypercallSync, sleepSync, type AsyncDriver, type CallPlan, type Program, type RunEnv, type SyncDriver } from './retry/runner.js';
+import { abortedBeforeStart, driveAsync, driveSync, issueOnceSync, mayReissue, runHypercall, runHypercallSync, sleepSync, type AsyncDriver, type CallPlan, type Program, type RunEnv, type SyncDriver } from './retry/runner.js';
 import { RetryStats, type OpCounters } from './retry/stats.js';
 import { bindTypedCalls, type TypedCalls, type TypedCallsSync } from './ops/index.js';
 import { ForeignMemory } from './foreign-memory.js';
@@ -260,10 +260,16 @@ export class Xencall {
   }
 
   /** The synchronous twin of hypercall(). */
-  hypercallSync(op: ArgValue, args: readonly ArgValue[] = []): bigint {
-    // rawPlan() checks that the handle is open. The same steps as runHypercall() under
-    // driveSync(), without the generator.
-    return runHypercallSync(this.rawPlan(op, args), this.env(), this.syncSleep);
+  hypercallSync(op: ArgValue, args: readonly ArgValue[] = NO_ARGS): bigint {
+    // The same steps as runHypercall() under driveSync(), without the generator; and where the
+    // call cannot be re-issued (always, with buffers that cannot fault), without a plan either.
+    this.checkOpen();
+    const opNum = typeof op === 'number' && op >>> 0 === op ? op : opNumber(op);
+    const regs = registers(args);
+    const c = classifyRaw(opNum, regs, this.pool.readU32Bound, this.pool.reader, args);
+    const env = this.plainEnv ?? this.env();
+    if (!mayReissue(c.row, c.decoded, env)) return issueOnceSync(opNum, regs, c.subop, c.row, c.decoded, env);
+    return runHypercallSync({ op: opNum, args: regs, subop: c.subop, row: c.row, decoded: c.decoded, inputs: () => this.reachableBuffers(regs, c) }, env, this.syncSleep);
   }
 
   call0(op: ArgValue): Promise<bigint> {
@@ -395,33 +401,10 @@ export class Xencall {
   /** Validates and classifies a raw call: what runHypercall() needs to issue it. */
   private rawPlan(op: ArgValue, args: readonly ArgValue[]): CallPlan {
     this.checkOpen();
-    let opNum: number;
-    if (typeof op === 'number' && Number.isInteger(op) && op >= 0 && op <= 0xffffffff) opNum = op;
-    else {
-      const wide = toU64('op', op);
-      if (wide > 0xffffffffn) throw new ValidationError('op', `hypercall number ${wide} is out of range`);
-      opNum = Number(wide);
-    }
-    if (!Array.isArray(args) || args.length > 5) {
-      throw new ValidationError('args', `a hypercall takes at most five arguments, got ${Array.isArray(args) ? args.length : typeof args}`);
-    }
-    const regs = [0n, 0n, 0n, 0n, 0n];
-    for (let i = 0; i < args.length; i++) {
-      const a = args[i];
-      // Non-negative safe integers and bigints below 2^64 are taken as they are (small numbers
-      // from SMALL_BIGINTS, no bigint made per call); toU64() does the rest and names the field
-      // (the name is only built when it is needed).
-      regs[i] =
-        typeof a === 'bigint' && a >= 0n && a < U64_LIMIT
-          ? a
-          : typeof a === 'number' && Number.isSafeInteger(a) && a >= 0
-            ? a < SMALL_BIGINTS.length
-              ? SMALL_BIGINTS[a]!
-              : BigInt(a)
-            : toU64(`args[${i}]`, a);
-    }
+    const opNum = typeof op === 'number' && op >>> 0 === op ? op : opNumber(op);
+    const regs = registers(args);
     // The struct is decoded only where the row choice or the verdict reads it.
-    const c = classifyRaw(opNum, regs, this.pool.readU32Bound, this.pool.reader);
+    const c = classifyRaw(opNum, regs, this.pool.readU32Bound, this.pool.reader, args);
     // Pristine inputs are only ever restored before a re-issue, so the runner asks for the
     // buffers the call can reach only when a re-issue is possible (never with /dev/xen/hypercall).
     const inputs = this.canFault() ? () => this.reachableBuffers(regs, c) : NO_BUFFERS;
@@ -447,6 +430,38 @@ export class Xencall {
 
 const U64_LIMIT = 1n << 64n;
 const NO_BUFFERS: readonly HypercallBuffer[] = Object.freeze([]);
+const NO_ARGS: readonly ArgValue[] = Object.freeze([]);
+
+/** A raw call's hypercall number: `op >>> 0 === op` took the plain ones; this checks the rest and names the field. */
+function opNumber(op: unknown): number {
+  if (typeof op === 'number' && Number.isInteger(op) && op >= 0 && op <= 0xffffffff) return op;
+  const wide = toU64('op', op);
+  if (wide > 0xffffffffn) throw new ValidationError('op', `hypercall number ${wide} is out of range`);
+  return Number(wide);
+}
+
+/** A raw call's five registers from its up to five arguments (missing ones are 0), each checked. */
+function registers(args: readonly ArgValue[]): bigint[] {
+  if (!Array.isArray(args) || args.length > 5) {
+    throw new ValidationError('args', `a hypercall takes at most five arguments, got ${Array.isArray(args) ? args.length : typeof args}`);
+  }
+  const n = args.length;
+  return [n > 0 ? register(args, 0) : 0n, n > 1 ? register(args, 1) : 0n, n > 2 ? register(args, 2) : 0n, n > 3 ? register(args, 3) : 0n, n > 4 ? register(args, 4) : 0n];
+}
+
+/**
+ * One argument as a register. Numbers from 0 to 1023 come from SMALL_BIGINTS and other
+ * non-negative safe integers and bigints below 2^64 are taken as they are (no bigint made per
+ * call); toU64() does the rest and names the field (the name is only built when it is needed).
+ */
+function register(args: readonly ArgValue[], i: number): bigint {
+  const a = args[i];
+  if (typeof a === 'number') {
+    if (a >>> 0 === a) return a < SMALL_BIGINTS.length ? SMALL_BIGINTS[a]! : BigInt(a);
+    if (Number.isSafeInteger(a) && a >= 0) return BigInt(a);
+  } else if (typeof a === 'bigint' && a >= 0n && a < U64_LIMIT) return a;
+  return toU64(`args[${i}]`, a);
+}
 
 /**
  * The controller close() aborts. Every call waiting in the backend listens to its signal, and

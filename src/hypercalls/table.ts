@@ -168,11 +168,21 @@ export function classify(op: number, args: readonly bigint[], read: MemoryReader
  * the sub-op is read with `readU32` (no view made). Its payloadAddress is left undefined where the
  * struct was not read (payloadOf() gives it when a re-issue needs it).
  */
-export function classifyRaw(op: number, args: readonly bigint[], readU32: (address: bigint) => number | null, read: MemoryReader): Classification {
+export function classifyRaw(
+  op: number,
+  args: readonly bigint[],
+  readU32: (address: bigint) => number | null,
+  read: MemoryReader,
+  given?: readonly unknown[],
+): Classification {
   const ops = byOp[op];
   if (!ops) return classify(op, args, read, { decode: 'when-needed' });
   const hypercall = ops.hypercall;
-  const subop = subopOf(hypercall, args, readU32);
+  const loc = hypercall.subop;
+  // A sub-op the caller passed in a register as a number is taken from that number: the same
+  // value (`&` cuts to 32 bits as the register read does), without reading a bigint back.
+  const inReg = given !== undefined && loc !== null && loc.from === 'arg' ? given[loc.arg] : undefined;
+  const subop = typeof inReg === 'number' ? inReg & ((loc as { readonly mask?: number }).mask ?? 0xffffffff) : subopOf(hypercall, args, readU32);
   if (subop === undefined) return unclassified(hypercall, null);
   const entry = subopRows(ops, subop);
   if (!entry) return unclassified(hypercall, subop);

@@ -151,6 +151,7 @@ export function* runHypercall(plan: CallPlan, env: RunEnv): Program<bigint> {
  * and the driver loop would cost more than the steps themselves.
  */
 export function runHypercallSync(plan: CallPlan, env: RunEnv, sleep: (ms: number) => void = sleepSync): bigint {
+  if (!mayReissue(plan.row, plan.decoded, env)) return issueOnceSync(plan.op, plan.args, plan.subop, plan.row, plan.decoded, env);
   const call = start(plan, env);
   try {
     for (let attempt = 1; ; attempt++) {
@@ -168,6 +169,59 @@ export function runHypercallSync(plan: CallPlan, env: RunEnv, sleep: (ms: number
   }
 }
 
+/**
+ * Whether a failure of this call could be re-issued at all: only then are its inputs worth a
+ * pristine copy, and only then does it need the loop. With buffers that cannot fault (dom0 with
+ * /dev/xen/hypercall) no call can.
+ */
+export function mayReissue(row: Row | undefined, decoded: Record<string, unknown> | undefined, env: RunEnv): boolean {
+  return env.canFault && mayRetry(row, decoded, true, env.policy);
+}
+
+/**
+ * A synchronous call that cannot be re-issued (mayReissue() is false): the loop's steps for its
+ * one attempt (counters, attempt and complete messages, the same errors) without a plan, a state
+ * object or a snapshot, which are made only if it fails. The synchronous raw API and the typed
+ * calls' issueSync() come here for every such call; the caller has checked mayReissue().
+ */
+export function issueOnceSync(op: number, args: readonly bigint[], subop: number | null, row: Row | undefined, decoded: Record<string, unknown> | undefined, env: RunEnv): bigint {
+  const counters = row ? env.stats.forRow(row) : env.stats.counters(callLabel(op, subop));
+  counters.calls++;
+  counters.attempts++;
+  if (attemptChannel.hasSubscribers) {
+    const m: AttemptMessage = { name: row?.name ?? null, op, subop, attempt: 1 };
+    attemptChannel.publish(m);
+  }
+  let result: bigint;
+  try {
+    result = env.backend.hypercall(op, args);
+  } catch (e) {
+    if (completeChannel.hasSubscribers) {
+      const m: CompleteMessage = { name: row?.name ?? null, op, subop, attempts: 0, result: null, error: e };
+      completeChannel.publish(m);
+    }
+    throw e;
+  }
+  if (!isErrorResult(result)) {
+    if (completeChannel.hasSubscribers) {
+      const m: CompleteMessage = { name: row?.name ?? null, op, subop, attempts: 1, result, error: null };
+      completeChannel.publish(m);
+    }
+    return result;
+  }
+  // The failure is counted, decided and published by the loop's own steps; with no pristine copy
+  // it is never re-issued, whatever the decision.
+  const call: CallState = { plan: { op, args, subop, row, decoded, inputs: NO_INPUTS }, env, counters, pristine: null, retrying: null, issued: 1 };
+  try {
+    const errno = countFailure(call, result);
+    return fail(call, errno, 1, decisionAfter(call, errno, 1));
+  } catch (e) {
+    if (completeChannel.hasSubscribers) completed(call, null, e);
+    throw e;
+  }
+}
+const NO_INPUTS: readonly HypercallBuffer[] = Object.freeze([]);
+
 /** One call's state across its attempts. */
 interface CallState {
   readonly plan: CallPlan;
@@ -182,7 +236,10 @@ interface CallState {
 
 /** The call's name in statistics and messages: its row's, or "hypercall N/M". */
 function labelOf(plan: CallPlan): string {
-  return plan.row?.name ?? `hypercall ${plan.op}${plan.subop === null ? '' : `/${plan.subop}`}`;
+  return plan.row?.name ?? callLabel(plan.op, plan.subop);
+}
+function callLabel(op: number, subop: number | null): string {
+  return `hypercall ${op}${subop === null ? '' : `/${subop}`}`;
 }
 
 function start(plan: CallPlan, env: RunEnv): CallState {
@@ -223,11 +280,10 @@ function completed(call: CallState, result: bigint | null, error: unknown): void
  * re-issue, or throws the error that ends the call.
  */
 function failed(call: CallState, result: bigint, attempt: number): number {
-  const { plan, env, counters, pristine } = call;
+  const { plan, env, pristine } = call;
   const name = plan.row?.name ?? null;
-  const errno = Number(-result);
-  if (errnoNameOf(errno) === 'EFAULT') counters.efaults++;
-  const decision = decideRetry({ errno, attempt, row: plan.row, args: plan.decoded, buffersCanFault: env.canFault, policy: env.policy });
+  const errno = countFailure(call, result);
+  const decision = decisionAfter(call, errno, attempt);
 
   if (decision.action === 'retry' && pristine) {
     call.retrying = { errno, decision };
@@ -242,7 +298,25 @@ function failed(call: CallState, result: bigint, attempt: number): number {
     }
     return decision.delayMs;
   }
+  return fail(call, errno, attempt, decision);
+}
 
+/** The errno of a failed attempt, counted. */
+function countFailure(call: CallState, result: bigint): number {
+  const errno = Number(-result);
+  if (errnoNameOf(errno) === 'EFAULT') call.counters.efaults++;
+  return errno;
+}
+
+function decisionAfter(call: CallState, errno: number, attempt: number): RetryDecision {
+  const { plan, env } = call;
+  return decideRetry({ errno, attempt, row: plan.row, args: plan.decoded, buffersCanFault: env.canFault, policy: env.policy });
+}
+
+/** Ends a call whose failure is not re-issued: counts it, publishes a refusal, throws its error. */
+function fail(call: CallState, errno: number, attempt: number, decision: RetryDecision): never {
+  const { plan, counters } = call;
+  const name = plan.row?.name ?? null;
   const err = failure(plan, errno, attempt, decision);
   if (err.code === ErrorCodes.RETRY_REFUSED) counters.refused++;
   else if (err.code === ErrorCodes.RETRY_EXHAUSTED) counters.exhausted++;
