@@ -93,6 +93,15 @@ export class HypercallBuffer {
     });
   }
 
+  /**
+   * @internal The five registers of a call whose one argument is this buffer's address, made
+   * once: the typed calls pass their struct page this way on every call.
+   */
+  asRegisters(): readonly bigint[] {
+    return (this.registers ??= Object.freeze([this.address, 0n, 0n, 0n, 0n]));
+  }
+  private registers: readonly bigint[] | undefined;
+
   /** Copies `data` (bytes: a Uint8Array or Buffer) in at `offset`. */
   write(data: Uint8Array, offset = 0): void {
     // Uint8Array.set() would take a string or an array of anything, coercing each element.

@@ -64,6 +64,14 @@ interface SubopRows {
 /** One hypercall's rows by sub-op: small sub-ops in an array, the rest in a map, the row without one aside. */
 interface OpRows {
   readonly hypercall: HypercallSpec;
+  /**
+   * Where the raw API reads the sub-op, flattened from hypercall.subop so every hypercall's entry
+   * has one shape: 'arg' with its register and mask, 'struct' with its register (at offset 0,
+   * as for domctl and sysctl), else 'other' (subopOf() decides).
+   */
+  readonly subopIn: 'arg' | 'struct' | 'other';
+  readonly subopArg: number;
+  readonly subopMask: number;
   readonly small: (SubopRows | undefined)[];
   readonly large: Map<number, SubopRows>;
   readonly none: SubopRows | undefined;
@@ -100,7 +108,16 @@ const byOp: (OpRows | undefined)[] = [];
         fixed: decides ? undefined : Object.freeze({ hypercall, subop, row: plain, decoded: undefined, payloadAddress: undefined }),
       };
     };
-    const op: OpRows = { hypercall, small: [], large: new Map(), none: perOp.has(null) ? entry(null, perOp.get(null)!) : undefined };
+    const loc = hypercall.subop;
+    const op: OpRows = {
+      hypercall,
+      subopIn: loc?.from === 'arg' ? 'arg' : loc?.from === 'struct' && loc.offset === 0 ? 'struct' : 'other',
+      subopArg: loc?.from === 'arg' || loc?.from === 'struct' ? loc.arg : 0,
+      subopMask: loc?.from === 'arg' ? (loc.mask ?? 0xffffffff) : 0xffffffff,
+      small: [],
+      large: new Map(),
+      none: perOp.has(null) ? entry(null, perOp.get(null)!) : undefined,
+    };
     for (const [subop, rows] of perOp) {
       if (subop === null) continue;
       if (subop >= 0 && subop < SMALL_SUBOPS) op.small[subop] = entry(subop, rows);
@@ -178,11 +195,14 @@ export function classifyRaw(
   const ops = byOp[op];
   if (!ops) return classify(op, args, read, { decode: 'when-needed' });
   const hypercall = ops.hypercall;
-  const loc = hypercall.subop;
-  // A sub-op the caller passed in a register as a number is taken from that number: the same
-  // value (`&` cuts to 32 bits as the register read does), without reading a bigint back.
-  const inReg = given !== undefined && loc !== null && loc.from === 'arg' ? given[loc.arg] : undefined;
-  const subop = typeof inReg === 'number' ? inReg & ((loc as { readonly mask?: number }).mask ?? 0xffffffff) : subopOf(hypercall, args, readU32);
+  let subop: number | null | undefined;
+  if (ops.subopIn === 'struct') subop = readU32(args[ops.subopArg]!) ?? undefined;
+  else {
+    // A sub-op the caller passed in a register as a number is taken from that number: the same
+    // value (`&` cuts to 32 bits as the register read does), without reading a bigint back.
+    const inReg = ops.subopIn === 'arg' && given !== undefined ? given[ops.subopArg] : undefined;
+    subop = typeof inReg === 'number' ? inReg & ops.subopMask : subopOf(hypercall, args, readU32);
+  }
   if (subop === undefined) return unclassified(hypercall, null);
   const entry = subopRows(ops, subop);
   if (!entry) return unclassified(hypercall, subop);

@@ -11,7 +11,7 @@ import { NOT_PARSED, compileParser, type FastParser } from '../hypercalls/fast-p
 import type { Row } from '../hypercalls/row.js';
 import { DOMCTL_PAYLOAD_OFFSET, SYSCTL_PAYLOAD_OFFSET, xen_domctl, xen_sysctl, xen_sysctl_physinfo } from '../hypercalls/structs.js';
 import { XEN_DOMCTL_INTERFACE_VERSION, XEN_SYSCTL_INTERFACE_VERSION } from '../hypercalls/numbers.js';
-import { runHypercall, runHypercallSync, type CallPlan, type Program, type RunEnv } from '../retry/runner.js';
+import { issueOnceSync, mayReissue, runHypercall, runHypercallSync, type CallPlan, type Program, type RunEnv } from '../retry/runner.js';
 import { decideRetry } from '../retry/decide.js';
 
 export interface OpCtx {
@@ -117,13 +117,21 @@ export function lowWords(buf: HypercallBuffer, n: number): Uint32Array {
 
 /** The plan of a row's hypercall with the given registers (missing ones are 0). */
 function planOf(row: Row, args: readonly bigint[], inputs: readonly HypercallBuffer[], decoded: Record<string, unknown> | undefined): CallPlan {
-  const regs = [args[0] ?? 0n, args[1] ?? 0n, args[2] ?? 0n, args[3] ?? 0n, args[4] ?? 0n];
-  // Calls come in runs of the same row: its hypercall number is looked up once per run.
+  return { op: opOf(row), args: fiveRegisters(args), subop: row.subop, row, decoded, inputs };
+}
+
+/** The five registers the backend takes: `args` itself where it has five, else padded with 0. */
+function fiveRegisters(args: readonly bigint[]): readonly bigint[] {
+  return args.length === 5 ? args : [args[0] ?? 0n, args[1] ?? 0n, args[2] ?? 0n, args[3] ?? 0n, args[4] ?? 0n];
+}
+
+/** A row's hypercall number. Calls come in runs of the same row: it is looked up once per run. */
+function opOf(row: Row): number {
   if (row !== lastPlanRow) {
     lastPlanRow = row;
     lastPlanOp = HYPERCALLS[row.hypercall].number;
   }
-  return { op: lastPlanOp, args: regs, subop: row.subop, row, decoded, inputs };
+  return lastPlanOp;
 }
 let lastPlanRow: Row | undefined;
 let lastPlanOp = 0;
@@ -135,7 +143,9 @@ export function issue(ctx: OpCtx, row: Row, args: readonly bigint[], inputs: rea
 
 /** issue() for the synchronous API: the runner's plain loop, no generator. */
 export function issueSync(ctx: OpCtx, row: Row, args: readonly bigint[], inputs: readonly HypercallBuffer[], decoded?: Record<string, unknown>): bigint {
-  return runHypercallSync(planOf(row, args, inputs, decoded), ctx.env, ctx.sleepSync);
+  const env = ctx.env;
+  if (!mayReissue(row, decoded, env)) return issueOnceSync(opOf(row), fiveRegisters(args), row.subop, row, decoded, env);
+  return runHypercallSync(planOf(row, args, inputs, decoded), env, ctx.sleepSync);
 }
 
 export interface EnvelopeResult<T> {
@@ -240,7 +250,11 @@ function envelopeCallSync<T>(
   const buf = ctx.pool.take(e.size);
   try {
     const decodedIn = writeEnvelope(e, buf, row, domain, layout, payload);
-    const result = issueSync(ctx, row, [buf.address], extra.length ? [buf, ...extra] : [buf], decodedIn);
+    // A call that cannot be re-issued needs no list of its inputs, and its registers are the
+    // buffer's own (made once per buffer, and the typed calls' buffers are kept).
+    const result = mayReissue(row, decodedIn, ctx.env)
+      ? issueSync(ctx, row, [buf.address], extra.length ? [buf, ...extra] : [buf], decodedIn)
+      : issueOnceSync(opOf(row), buf.asRegisters(), row.subop, row, decodedIn, ctx.env);
     return readEnvelope(e, buf, layout, read, result);
   } finally {
     ctx.pool.giveBack(buf);
