@@ -17,16 +17,15 @@
 // to copy) completed; if even that fails, the guest is paused first and the round becomes the
 // final one, so nothing can be written unseen after the copy.
 
+//
+// Everything here goes through the handle's public API (typed calls, buffers, stats), so a
+// toolstack can write its own loop the same way: CLEAN into its own buffer (`bitmap`), keep
+// what a failed one copied out, CLEAN again, and re-arm with `bitmap: null`.
+
 import type { HypercallBuffer } from './buffers.js';
 import { ErrorCodes, HypercallError, ValidationError, XencallError } from './errors.js';
-import { SHADOW_OP, XEN_DOMCTL_SHADOW } from './hypercalls/numbers.js';
-import { xen_domctl } from './hypercalls/structs.js';
-import { rowByName } from './hypercalls/table.js';
-import type { Row } from './hypercalls/row.js';
-import type { OpCtx } from './ops/helpers.js';
-import { finishPending, shadowOpCall, type LogDirtyRequest } from './ops/log-dirty.js';
 import { requiredBag, signalOf } from './input.js';
-import { abortedBeforeStart, type Program } from './retry/runner.js';
+import { abortedBeforeStart } from './retry/runner.js';
 import type { Xencall } from './xencall.js';
 
 export type CleanStrategy =
@@ -106,10 +105,7 @@ export async function liveMigrate(xc: Xencall, options: LiveMigrationOptions): P
   const o = validate(options);
   // Checked before log-dirty mode is switched on: a fired signal issues nothing at all.
   if (o.signal?.aborted) throw abortedBeforeStart(o.signal);
-  const ctx: OpCtx = { pool: xc.pool, env: xc.env(o.signal) };
-  const bytes = Math.ceil(o.pages / 8);
-  const bitmap = xc.allocBuffer(bytes);
-  const struct = xc.allocBuffer(xen_domctl.size);
+  const bitmap = xc.allocBuffer(Math.ceil(o.pages / 8));
   const report: MigrationReport = { rounds: [], pagesSent: 0, cleanFaults: 0, continued: 0, allDirtyRounds: 0, enableRecovered: false };
   let pausedByUs = false;
   let enabled = false;
@@ -137,9 +133,7 @@ export async function liveMigrate(xc: Xencall, options: LiveMigrationOptions): P
         pausedByUs = true;
         o.onPause?.();
       }
-      // Synchronously: a CLEAN takes milliseconds, and in a dom0 with one vcpu and a running guest
-      // every hand-off to a worker thread and back costs tens of them (docs/performance.md).
-      const r = xc.runSync(cleanRound(ctx, o, struct, bitmap, final));
+      const r = cleanRound(xc, o, bitmap, final);
       let pausedEarly = false;
       if (!r.rearmed && !final) {
         // Pages made writable since the last completed CLEAN would take writes unseen after
@@ -158,11 +152,10 @@ export async function liveMigrate(xc: Xencall, options: LiveMigrationOptions): P
     enabled = false;
     return report;
   } catch (e) {
-    await restore(xc, o, struct, { enabled, pausedByUs }, e);
+    await restore(xc, o, { enabled, pausedByUs }, e);
     throw e;
   } finally {
     xc.freeBuffer(bitmap);
-    xc.freeBuffer(struct);
   }
 }
 
@@ -171,16 +164,13 @@ function throwIfAborted(signal: AbortSignal | undefined, round: number): void {
 }
 
 /**
- * After a failure: finish any log-dirty op still pending (the loop's own ops never leave one,
- * but an OFF interrupted by the abort may), switch log-dirty off and undo the loop's pause. No
- * signal: this must run to the end. Its own failure is attached to the error being thrown.
+ * After a failure: switch log-dirty off and undo the loop's pause. OFF first finishes any op a
+ * faulted continuation left pending (a CLEAN whose finishing ran out of tries, an OFF
+ * interrupted by the abort). No signal: this must run to the end. Its own failure is attached
+ * to the error being thrown.
  */
-async function restore(xc: Xencall, o: Options, struct: HypercallBuffer, state: { enabled: boolean; pausedByUs: boolean }, error: unknown): Promise<void> {
-  const ctx: OpCtx = { pool: xc.pool, env: xc.env() };
+async function restore(xc: Xencall, o: Options, state: { enabled: boolean; pausedByUs: boolean }, error: unknown): Promise<void> {
   try {
-    for (const op of [SHADOW_OP.CLEAN, SHADOW_OP.OFF]) {
-      await xc.runAsync(finishPending(ctx, struct, { domain: o.domain, op, pages: BigInt(o.pages), mode: 0, bitmap: null }));
-    }
     if (state.enabled) await xc.domctl.shadow_op.off({ domain: o.domain });
     if (state.pausedByUs) await xc.domctl.unpausedomain({ domain: o.domain });
   } catch (cleanupError) {
@@ -228,55 +218,65 @@ interface CleanResult {
 /** Bitmap-less CLEANs tried to re-arm tracking before a round resends everything. */
 const REARM_ATTEMPTS = 8;
 
-function* cleanRound(ctx: OpCtx, o: Options, struct: HypercallBuffer, bitmap: HypercallBuffer, final: boolean): Program<CleanResult> {
-  const cleanRow = mustRow('domctl.shadow_op.clean');
+/**
+ * One round's CLEANs, synchronously: a CLEAN takes milliseconds, and in a dom0 with one vcpu and
+ * a running guest every hand-off to a worker thread and back costs tens of them
+ * (docs/performance.md). The typed CLEAN is never re-issued after an EFAULT (the table says
+ * it is unsafe) and finishes a continuation its fault left pending through hypercall 49; what
+ * it copied into `bitmap` before failing is kept here.
+ */
+function cleanRound(xc: Xencall, o: Options, bitmap: HypercallBuffer, final: boolean): CleanResult {
+  const before = cleanFaultCount(xc);
+  const faults = () => cleanFaultCount(xc) - before;
+  const clean = (bm: HypercallBuffer | null) => xc.sync.domctl.shadow_op.clean({ domain: o.domain, pages: BigInt(o.pages), final, bitmap: bm });
+  // The final round's CLEAN also marks the frames Xen keeps mapped writable (LOGDIRTY_FINAL, as
+  // libxenguest's suspend_and_send_dirty asks for).
   const acc = new Uint8Array(bitmap.size);
-  // The final round's CLEAN also marks the frames Xen keeps mapped writable (as libxenguest's
-  // suspend_and_send_dirty asks for).
-  const mode = final ? XEN_DOMCTL_SHADOW.LOGDIRTY_FINAL : 0;
-  const req: LogDirtyRequest = { domain: o.domain, op: SHADOW_OP.CLEAN, pages: BigInt(o.pages), mode, bitmap };
-  let faults = 0;
-  let continued = 0;
   const bits = bitmap.bytes;
-  const keep = () => orInto(acc, bits);
+  let continued = 0;
   for (let attempt = 0; attempt < o.cleanAttempts; attempt++) {
-    bits.fill(0);
-    // The row decides retry: CLEAN is unsafe, so a fault comes back here and is never re-issued
-    // from a "pristine" (zeroed) bitmap that would wipe what Xen delivered.
-    const r = yield* shadowOpCall(ctx, cleanRow, struct, req);
-    // Whatever Xen copied out, even in a failed call, is dirty pages it may have cleared: keep
-    // it (bytes it did not reach are still zero). 'naive' drops it, as a plain re-issue would.
-    if (r.ok || o.onCleanFault !== 'naive') keep();
-    else acc.fill(0);
-    if (r.ok) return { gfns: bitsToGfns(acc, o.pages), faults, continued, allDirty: false, rearmed: true };
-    faults++;
-    // The fault may have come from a continuation's re-entry, leaving this CLEAN pending with the
-    // domain paused (an -EBUSY says one is). Finish it into a zeroed bitmap: it continues where
-    // the first slices stopped, and completing re-arms.
-    bits.fill(0);
-    const f = yield* finishPending(ctx, struct, req);
-    keep();
-    faults += f.faults;
-    if (f.outcome === 'finished') {
-      continued++;
-      return { gfns: bitsToGfns(acc, o.pages), faults, continued, allDirty: false, rearmed: true };
+    try {
+      const r = clean(bitmap);
+      orInto(acc, bits);
+      if (r.continuations) continued++;
+      return { gfns: bitsToGfns(acc, o.pages), faults: faults(), continued, allDirty: false, rearmed: true };
+    } catch (e) {
+      if (!isCleanFault(e)) throw e;
+      // Whatever Xen copied out, even in a failed call, is dirty pages it may have cleared: keep
+      // it (bytes it did not reach are still zero). 'naive' drops it, as a plain re-issue would.
+      if (o.onCleanFault === 'naive') acc.fill(0);
+      else orInto(acc, bits);
+      if (o.onCleanFault === 'all-dirty') break;
     }
-    if (o.onCleanFault === 'all-dirty') break;
   }
   // Resend everything this round; but first re-arm, or the pages left writable by the failed
   // CLEANs would take writes unseen after they are sent. A CLEAN without a bitmap copies
   // nothing out, so it faults only on the struct: before its effect, or after it completed.
-  const rearm: LogDirtyRequest = { ...req, bitmap: null };
   const all = allGfns(o.pages);
   for (let attempt = 0; attempt < REARM_ATTEMPTS; attempt++) {
-    const r = yield* shadowOpCall(ctx, cleanRow, struct, rearm);
-    if (r.ok) return { gfns: all, faults, continued, allDirty: true, rearmed: true };
-    faults++;
-    const f = yield* finishPending(ctx, struct, rearm);
-    faults += f.faults;
-    if (f.outcome === 'finished') return { gfns: all, faults, continued: continued + 1, allDirty: true, rearmed: true };
+    try {
+      const r = clean(null);
+      return { gfns: all, faults: faults(), continued: continued + (r.continuations ? 1 : 0), allDirty: true, rearmed: true };
+    } catch (e) {
+      if (!isCleanFault(e)) throw e;
+    }
   }
-  return { gfns: all, faults, continued, allDirty: true, rearmed: false };
+  return { gfns: all, faults: faults(), continued, allDirty: true, rearmed: false };
+}
+
+/** A CLEAN that failed without completing: an EFAULT (refused, what was pending dealt with), or -EBUSY. */
+function isCleanFault(e: unknown): boolean {
+  return e instanceof HypercallError && (e.errnoName === 'EFAULT' || e.errnoName === 'EBUSY');
+}
+
+/**
+ * CLEANs that failed (EFAULT, EBUSY) and hypercall-49 calls that faulted, so far, from the
+ * handle's counters (xc.stats()): a round runs synchronously, so its difference is the round's.
+ */
+function cleanFaultCount(xc: Xencall): number {
+  const s = xc.stats();
+  const clean = s['domctl.shadow_op.clean'];
+  return (clean ? clean.efaults + clean.failed : 0) + (s['arch_1']?.efaults ?? 0);
 }
 
 /** acc |= bits, a 32-bit word at a time where both are aligned (the bitmap is page-aligned). */
@@ -342,8 +342,3 @@ function validate(options: LiveMigrationOptions): Options {
   return r;
 }
 
-function mustRow(name: string): Row {
-  const row = rowByName(name);
-  if (!row) throw new XencallError(ErrorCodes.VALIDATION, `the hypercall table has no row ${name}`);
-  return row;
-}

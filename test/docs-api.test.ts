@@ -31,7 +31,7 @@ const HIDDEN: Record<'xencall' | 'xencall/testing', readonly string[]> = {
 };
 
 /** The handle's members marked @internal: the library uses them, the published types omit them. */
-const INTERNAL_MEMBERS = ['pool', 'retryStats', 'host', 'syncSleep', 'env', 'runSync', 'runAsync', 'checkOpen'];
+const INTERNAL_MEMBERS = ['pool', 'retryStats', 'host', 'syncSleep', 'env', 'runSync', 'runAsync', 'checkOpen', 'checkXenVersion'];
 
 const DIST = path.join(ROOT, 'dist');
 const TSC = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
@@ -126,6 +126,19 @@ describe('docs/api.md', () => {
       const handle = /declare class Xencall \{([\s\S]*?)\n\}/.exec(declared)?.[1];
       assert.ok(handle, 'no Xencall class in dist/*.d.ts');
       assert.deepEqual(INTERNAL_MEMBERS.filter((m) => new RegExp(`^\\s*(readonly )?${m}\\b`, 'm').test(handle)), []);
+    });
+
+    it('save/restore, live migration and the recovery helpers use only what a user can: no @internal member of the handle, no internal call program', () => {
+      const files = ['src/saverestore.ts', 'src/recovery.ts', ...fs.readdirSync(path.join(ROOT, 'src', 'saverestore')).map((f) => `src/saverestore/${f}`)];
+      const internal = new RegExp(`\\bxc\\.(${INTERNAL_MEMBERS.join('|')})\\b`);
+      // Value imports from the typed calls' modules would be their programs (types are fine).
+      const programs = /^import \{[^}]*\} from '\.{1,2}\/(?:\.\.\/)?ops\//m;
+      const found = files.flatMap((f) => {
+        const text = fs.readFileSync(path.join(ROOT, f), 'utf8');
+        return [...(internal.test(text) ? [`${f}: ${internal.exec(text)![0]}`] : []), ...(programs.test(text) ? [`${f}: ${programs.exec(text)![0]}`] : [])];
+      });
+      assert.ok(files.length > 4);
+      assert.deepEqual(found, []);
     });
 
     it('the built modules export none of them at run time', async () => {

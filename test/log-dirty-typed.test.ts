@@ -41,6 +41,9 @@ describe('typed log-dirty calls leave nothing pending', () => {
     assert.deepEqual(setBits(r.bitmap), DIRTY, 'the first slice\'s leaves plus the rest');
     assert.equal(r.dirty_count, DIRTY.length);
     assert.deepEqual(hv.history.calls().map((c) => c.name), ['domctl.shadow_op.clean', 'arch_1', 'arch_1']);
+    // The first hypercall 49 is Xen's own continuation, whose entry copy faulted; the second is
+    // the typed call's, which finished it.
+    assert.equal(r.continuations, 1);
     assert.equal(d.logDirty.isWritable(5), false, 're-armed by the finished CLEAN');
     assertNoPagingLeftovers(hv, 3);
     xc.close();
@@ -76,7 +79,22 @@ describe('typed log-dirty calls leave nothing pending', () => {
     await assert.rejects(call(xc, 'clean'), (e: unknown) => e instanceof XencallError && e.code === ErrorCodes.RETRY_EXHAUSTED && /domain 3.*paused/.test(e.message));
     assert.equal(hv.domain(3)!.pagingPreempt?.op, SHADOW_OP.CLEAN, 'it is still pending: the error is the truth');
     hv.faults.clear();
-    await xc.domctl.shadow_op.off({ domain: 3 }).catch((e: unknown) => assert.ok(e instanceof HypercallError && e.errnoName === 'EBUSY'));
+    // OFF meets -EBUSY, finishes the pending CLEAN through hypercall 49, and switches off.
+    await xc.domctl.shadow_op.off({ domain: 3 });
+    assert.equal(hv.domain(3)!.logDirty.enabled, false);
+    assertNoPagingLeftovers(hv, 3);
+    const calls = hv.history.calls().map((c) => [c.name, c.continuation ?? false] as const);
+    const fromOff = calls.slice(calls.findIndex(([n]) => n === 'domctl.shadow_op.off'));
+    assert.deepEqual(fromOff.slice(0, 3), [['domctl.shadow_op.off', false], ['arch_1', false], ['domctl.shadow_op.off', false]]);
+    assert.ok(fromOff.slice(3).every(([n, continued]) => n === 'arch_1' && continued), "then only Xen's own continuations of that OFF");
+    xc.close();
+  });
+
+  it('OFF with nothing pending but -EBUSY anyway rethrows it, saying hypercall 49 found nothing', async () => {
+    const { hv, xc } = await setup('never');
+    hv.faults.reply({ op: 'domctl.shadow_op.off', errno: 'EBUSY', times: 1 });
+    await assert.rejects(xc.domctl.shadow_op.off({ domain: 3 }), (e: unknown) => e instanceof HypercallError && e.errnoName === 'EBUSY' && /found no CLEAN, PEEK or OFF pending/.test(e.message));
+    assert.deepEqual(hv.history.calls().map((c) => c.name), ['domctl.shadow_op.off', 'arch_1', 'arch_1', 'arch_1']);
     xc.close();
   });
 
@@ -123,3 +141,44 @@ describe('typed log-dirty calls leave nothing pending', () => {
   }
 });
 
+describe('CLEAN and PEEK into the caller\'s bitmap, or none', () => {
+  it('reads into the caller\'s buffer (zeroed first) and returns a view of it', async () => {
+    const { xc } = await setup('never');
+    const buf = xc.allocBuffer(PAGES / 8 + 100);
+    buf.bytes.fill(0xff);
+    const r = xc.sync.domctl.shadow_op.peek({ domain: 3, pages: BigInt(PAGES), bitmap: buf });
+    assert.equal(r.bitmap.buffer, buf.bytes.buffer, 'a view, not a copy');
+    assert.equal(r.bitmap.length, PAGES / 8);
+    assert.deepEqual(setBits(buf.bytes.subarray(0, PAGES / 8)), DIRTY);
+    assert.equal(r.continuations, 0);
+    assert.throws(
+      () => xc.sync.domctl.shadow_op.clean({ domain: 3, pages: BigInt(PAGES), bitmap: xc.allocBuffer(16) }),
+      (e: unknown) => e instanceof XencallError && e.code === ErrorCodes.VALIDATION && /^domctl\.shadow_op\.clean\.bitmap: holds 16 bytes; 70000 pages need 8750/.test(e.message),
+    );
+    xc.close();
+  });
+
+  it('a CLEAN failing on a leaf copy leaves what Xen copied out in the caller\'s buffer, as the recovery asks', async () => {
+    const { hv, xc } = await setup('never');
+    const buf = xc.allocBuffer(PAGES / 8);
+    // Leaf 0 (pages 0-32767) is copied and cleared; the copy of leaf 1 faults.
+    hv.faults.inject({ op: 'domctl.shadow_op.clean', direction: 'out', nth: 2 });
+    assert.throws(() => xc.sync.domctl.shadow_op.clean({ domain: 3, pages: BigInt(PAGES), bitmap: buf }), (e: unknown) => e instanceof HypercallError && e.code === ErrorCodes.RETRY_REFUSED);
+    assert.deepEqual(setBits(buf.bytes), [5], 'page 5 was in leaf 0: cleared in Xen, kept here');
+    const again = xc.sync.domctl.shadow_op.clean({ domain: 3, pages: BigInt(PAGES), bitmap: buf });
+    assert.deepEqual(setBits(again.bitmap), [33_000, 69_000], 'the rest: only the two together are complete');
+    xc.close();
+  });
+
+  it('bitmap: null copies nothing; a CLEAN then only clears and re-arms', async () => {
+    const { hv, xc, d } = await setup('never');
+    d.writePage(5);
+    assert.equal(d.logDirty.isWritable(5), true, 'logged once, then writable');
+    const r = xc.sync.domctl.shadow_op.clean({ domain: 3, pages: BigInt(PAGES), bitmap: null });
+    assert.equal(r.bitmap.length, 0);
+    assert.deepEqual(hv.history.copies().filter((c) => c.what.startsWith('dirty_bitmap')), [], 'no bitmap copied out');
+    assert.equal(d.logDirty.isWritable(5), false, 're-armed');
+    assert.deepEqual(setBits(xc.sync.domctl.shadow_op.peek({ domain: 3, pages: BigInt(PAGES) }).bitmap), [], 'and cleared');
+    xc.close();
+  });
+});

@@ -27,7 +27,7 @@ import { decode, type Decoded } from '../layout.js';
 import type { Row } from '../hypercalls/row.js';
 import type { Program } from '../retry/runner.js';
 import { allocAll, cpuIdCount, domctl, domctlOp, freeAll, hiddenFault, lowWords, syntheticError, typedOp, withBuffers, writeU64s, type ArgsOut, type OpCtx } from './helpers.js';
-import { describeFinish, finishPending, mayHaveLeftPending, withFinding } from './log-dirty.js';
+import { describeFinish, finishPending, mayHaveLeftPending, withFinding, type FinishOutcome } from './log-dirty.js';
 
 
 export interface DomainInfo {
@@ -204,12 +204,20 @@ export interface PageFrameTypes {
 }
 
 export interface ShadowBitmapResult {
-  /** One bit per page, page 0 in bit 0 of byte 0. */
+  /**
+   * One bit per page, page 0 in bit 0 of byte 0: a copy, or with `bitmap` given a view of the
+   * caller's buffer; empty with `bitmap: null`.
+   */
   bitmap: Uint8Array;
   /** Pages Xen reported on (it lowers `pages` when the domain is smaller). */
   pages: bigint;
   fault_count: number;
   dirty_count: number;
+  /**
+   * Hypercall 49 calls that finished the op after an EFAULT left it pending (0: it completed in
+   * one call). All but the last of them faulted.
+   */
+  continuations: number;
 }
 
 
@@ -343,13 +351,27 @@ export const DOMCTL_OPS = {
       try {
         yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op: SHADOW_OP.OFF });
       } catch (e) {
-        if (!mayHaveLeftPending(e)) throw e;
+        // -EBUSY at once: another op (a CLEAN or PEEK whose continuation's re-entry faulted)
+        // is pending, the domain held paused, and every shadow_op but GET_ALLOCATION refused
+        // until hypercall 49 finishes it (paging_domctl lines 710-722). OFF is the way out of
+        // log-dirty mode whatever state it is in, so it finishes that op first.
+        const busy = e instanceof HypercallError && e.errnoName === 'EBUSY' && e.attempts === 1;
+        if (!busy && !mayHaveLeftPending(e)) throw e;
         // Freeing the bitmap is preemptible too: a faulted re-entry leaves the OFF pending, the
         // domain paused, and the runner's re-issue met -EBUSY. Finish it; OFF is then done.
-        const req = { domain: a.domain, op: SHADOW_OP.OFF, pages: 0n, mode: 0, bitmap: null };
-        const f = yield* withBuffers(ctx, [xen_domctl.size], ([s]) => finishPending(ctx, s!, req));
-        if (f.outcome === 'finished') return nothing();
-        if (!(e instanceof HypercallError)) throw withFinding(e as XencallError, describeFinish(SHADOW_OP.OFF, f));
+        const ops = busy ? [SHADOW_OP.CLEAN, SHADOW_OP.PEEK, SHADOW_OP.OFF] : [SHADOW_OP.OFF];
+        let found: FinishOutcome | undefined;
+        let op: number = SHADOW_OP.OFF;
+        // pages 0: a CLEAN or PEEK finished here copies nothing and clears no more leaves (the
+        // loop stops at sc->pages, paging_log_dirty_op line 483); OFF frees them all next.
+        for (op of ops) {
+          const req = { domain: a.domain, op, pages: 0n, mode: 0, bitmap: null };
+          found = yield* withBuffers(ctx, [xen_domctl.size], ([s]) => finishPending(ctx, s!, req));
+          if (found.outcome !== 'none') break;
+        }
+        if (found!.outcome === 'finished' && op === SHADOW_OP.OFF) return nothing();
+        if (busy && found!.outcome === 'none') throw withFinding(e as XencallError, 'hypercall 49 found no CLEAN, PEEK or OFF pending.');
+        if (!(e instanceof HypercallError)) throw withFinding(e as XencallError, describeFinish(op, found!));
         // Nothing pending now; OFF is idempotent.
         yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op: SHADOW_OP.OFF });
       }
@@ -395,30 +417,40 @@ type LogDirtyReadArgs = ArgsOut<'domctl.shadow_op.clean'>;
 function* logDirtyRead(ctx: OpCtx, row: Row, op: number, a: LogDirtyReadArgs): Program<ShadowBitmapResult> {
   const bitmapBytes = Number((a.pages + 7n) / 8n);
   const mode = a.final ? XEN_DOMCTL_SHADOW.LOGDIRTY_FINAL : 0;
+  const given = a.bitmap;
+  if (given && given.size < bitmapBytes) {
+    throw new ValidationError(`${row.name}.bitmap`, `holds ${given.size} bytes; ${a.pages} pages need ${bitmapBytes}`);
+  }
   // The buffers are taken here rather than through withBuffers(): a generator less on every step.
-  const [bm, struct] = allocAll(ctx.pool, [bitmapBytes, xen_domctl.size]) as [HypercallBuffer, HypercallBuffer];
+  const own = allocAll(ctx.pool, given === undefined ? [bitmapBytes, xen_domctl.size] : [xen_domctl.size]);
+  const struct = own.at(-1)!;
+  const bm = given === undefined ? own[0]! : given;
+  const inputs = bm ? [bm] : [];
+  // The caller's buffer is zeroed, so that after a failure it holds what Xen copied out.
+  given?.bytes.fill(0, 0, bitmapBytes);
   try {
-    const result = (out: { pages: bigint; stats: { fault_count: number; dirty_count: number } }): ShadowBitmapResult => ({
-      bitmap: bm.read(0, bitmapBytes),
+    const result = (out: { pages: bigint; stats: { fault_count: number; dirty_count: number } }, continuations: number): ShadowBitmapResult => ({
+      bitmap: !bm ? new Uint8Array(0) : given ? bm.bytes.subarray(0, bitmapBytes) : bm.read(0, bitmapBytes),
       pages: out.pages,
       fault_count: out.stats.fault_count,
       dirty_count: out.stats.dirty_count,
+      continuations,
     });
     for (let reads = 1; ; reads++) {
       try {
-        const r = yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op, mode, dirty_bitmap: bm.address, pages: a.pages }, [bm]);
-        return result(r.out);
+        const r = yield* domctl(ctx, row, a.domain, xen_domctl_shadow_op, { op, mode, dirty_bitmap: bm?.address ?? 0n, pages: a.pages }, inputs);
+        return result(r.out, 0);
       } catch (e) {
         if (!mayHaveLeftPending(e)) throw e;
         // The bitmap is left as the failed call wrote it: a CLEAN finished now continues it.
         const f = yield* finishPending(ctx, struct, { domain: a.domain, op, pages: a.pages, mode, bitmap: bm });
-        if (f.outcome === 'finished' && op === SHADOW_OP.CLEAN) return result(f.out!);
+        if (f.outcome === 'finished' && op === SHADOW_OP.CLEAN) return result(f.out!, f.calls);
         if (op === SHADOW_OP.CLEAN || !(e instanceof HypercallError) || reads >= 2) throw withFinding(e as XencallError, describeFinish(op, f));
-        bm.bytes.fill(0);
+        bm?.bytes.fill(0, 0, bitmapBytes);
       }
     }
   } finally {
-    freeAll(ctx.pool, [bm, struct]);
+    freeAll(ctx.pool, own);
   }
 }
 

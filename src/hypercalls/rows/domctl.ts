@@ -74,8 +74,15 @@ const FREE_BITMAP: Citation = { file: 'xen/arch/x86/mm/paging.c', function: 'pag
 
 const domctl = subopRows('domctl', DOMCTL);
 
-/** CLEAN and PEEK: the pages to report on, and whether this is a save's final round (LOGDIRTY_FINAL). */
-const logDirtyReadArgs = sharedSchema((s) => s.z.object({ domain: s.domid, pages: logDirtyPages(s), final: s.z.boolean().default(false) }).strict());
+/**
+ * CLEAN and PEEK: the pages to report on, whether this is a save's final round (LOGDIRTY_FINAL),
+ * and where Xen copies the bitmap: the call's own buffer (omitted), the caller's (xc.allocBuffer:
+ * zeroed and kept, so what a failed CLEAN copied out stays there, as the recovery asks), or none
+ * (null: a CLEAN then clears and re-arms, copying nothing).
+ */
+const logDirtyReadArgs = sharedSchema((s) =>
+  s.z.object({ domain: s.domid, pages: logDirtyPages(s), final: s.z.boolean().default(false), bitmap: s.hypercallBuffer.nullable().optional() }).strict(),
+);
 
 /** The common shape: the struct is only copied in, the effect follows, nothing is copied back. */
 const entryOnly = <Op extends keyof typeof DOMCTL & string>(op: Op, effect: string, source: readonly Citation[], extra = '') =>
