@@ -26,35 +26,18 @@ ROOT=$(cd "$HERE/.." && pwd)
 VM_TIMEOUT=${XENCALL_STUDY_VM_TIMEOUT:-600}
 RESULTS=study/efault-study.results.json
 cd "$ROOT"
+# shellcheck source=scripts/study-vm.sh
+. "$HERE/study-vm.sh"
 
 "$ROOT/xen-vm/install-packages.sh" || exit $?
 
 # The study writes a fresh results file; an old one must not be rendered as if it were new.
-tmp_results="$RESULTS.partial"
-rm -f "$tmp_results"
-study_cmd=(node --import tsx study/efault.ts "$@" --out "$ROOT/$tmp_results")
+study_cmd=(node --import tsx study/efault.ts "$@" --out "$ROOT/$RESULTS.partial")
 vm_cmd=(xen-vm/run.sh --timeout "$VM_TIMEOUT" -- "${study_cmd[@]}")
-echo "efault-study: ${vm_cmd[*]}"
-t0=$(date +%s)
-set +e
-# run.sh bounds qemu itself; the outer timeout is a backstop for the host-side steps.
-timeout --kill-after=15 $((VM_TIMEOUT + 60)) "${vm_cmd[@]}"
-rc=$?
-set -e
-wall=$(($(date +%s) - t0))
-echo "efault-study: the VM run took ${wall} s and exited $rc"
-
-if [ ! -s "$tmp_results" ]; then
-  echo "efault-study: no results were written (exit $rc); docs/ left as they are" >&2
-  [ "$rc" = 0 ] && rc=2
-  exit "$rc"
-fi
-mv "$tmp_results" "$RESULTS"
-echo "efault-study: results in $RESULTS"
+study_run_vm efault-study "$RESULTS" "$VM_TIMEOUT" "${vm_cmd[@]}"
 
 if [ "${XENCALL_STUDY_NO_RENDER:-0}" != 1 ]; then
-  host="$(nproc) host cores ($(grep -m1 'model name' /proc/cpuinfo | sed 's/^.*: //'))"
   node --import tsx scripts/efault-study-render.ts --results "$RESULTS" \
-    --command "${vm_cmd[*]/$ROOT\//}" --wall "$wall" --host "$host"
+    --command "${vm_cmd[*]/$ROOT\//}" --wall "$STUDY_WALL" --host "$(study_host)"
 fi
-exit "$rc"
+exit "$STUDY_RC"

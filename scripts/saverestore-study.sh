@@ -24,31 +24,17 @@ ROOT=$(cd "$HERE/.." && pwd)
 VM_TIMEOUT=${XENCALL_STUDY_VM_TIMEOUT:-1500}
 RESULTS=study/saverestore.results.json
 cd "$ROOT"
+# shellcheck source=scripts/study-vm.sh
+. "$HERE/study-vm.sh"
 
 "$ROOT/xen-vm/install-packages.sh" >&2 || exit $?
 GUEST=$(node --import tsx scripts/build-test-guest.ts "$ROOT/node_modules/.cache/xencall")
 XL_GUEST=$("$ROOT/scripts/build-xl-guest.sh" "$ROOT/node_modules/.cache/xencall-xl")
 
-tmp_results="$RESULTS.partial"
-rm -f "$tmp_results"
 vm_cmd=(xen-vm/run.sh --timeout "$VM_TIMEOUT" --with-xl --vcpus 1 --
-  node --import tsx study/saverestore.ts --image "$GUEST" --xl-kernel "$XL_GUEST" "$@" --out "$ROOT/$tmp_results")
-echo "saverestore-study: ${vm_cmd[*]}"
-t0=$(date +%s)
-set +e
-timeout --kill-after=15 $((VM_TIMEOUT + 60)) "${vm_cmd[@]}"
-rc=$?
-set -e
-wall=$(($(date +%s) - t0))
-echo "saverestore-study: the VM run took ${wall} s and exited $rc"
-if [ ! -s "$tmp_results" ]; then
-  echo "saverestore-study: no results were written (exit $rc); docs/ left as they are" >&2
-  [ "$rc" = 0 ] && rc=2
-  exit "$rc"
-fi
-mv "$tmp_results" "$RESULTS"
+  node --import tsx study/saverestore.ts --image "$GUEST" --xl-kernel "$XL_GUEST" "$@" --out "$ROOT/$RESULTS.partial")
+study_run_vm saverestore-study "$RESULTS" "$VM_TIMEOUT" "${vm_cmd[@]}"
 if [ "${XENCALL_STUDY_NO_RENDER:-0}" != 1 ]; then
-  host="$(nproc) host cores ($(grep -m1 'model name' /proc/cpuinfo | sed 's/^.*: //'))"
-  node --import tsx scripts/saverestore-study-render.ts --results "$RESULTS" --wall "$wall" --host "$host"
+  node --import tsx scripts/saverestore-study-render.ts --results "$RESULTS" --wall "$STUDY_WALL" --host "$(study_host)"
 fi
-exit "$rc"
+exit "$STUDY_RC"

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import koffi from 'koffi';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, it } from 'node:test';
-import { liveMigrate, open, type Xencall } from '../../../src/index.js';
+import { liveMigrate, numbers, open, type Xencall } from '../../../src/index.js';
 import { openPrivcmd } from '../../../src/backends/privcmd.js';
 import { TEST_GUEST_HOUSEKEEPING_GFNS, TEST_GUEST_LAYOUT as L, bootTestGuest, type TestGuest } from '../../../src/testing/index.js';
 import { BufferStressor } from '../../../study/buffer-stressor.js';
@@ -103,7 +103,6 @@ describe(`log-dirty on the running test guest, real Xen ${vm.xenVersion} (${vm.n
     // the next CLEAN does not report them again: a loop that re-issues it from a zeroed bitmap,
     // as a plain retry would, loses them.
     const TRACKED = 65536;
-    const DOMCTL = 36;
     const backend = openPrivcmd({ hypercallBufPath: null });
     let bitmapAt: bigint | null = null;
     const alloc = backend.allocPages.bind(backend);
@@ -118,7 +117,7 @@ describe(`log-dirty on the running test guest, real Xen ${vm.xenVersion} (${vm.n
     let forced = 0;
     const issue = backend.hypercall.bind(backend);
     backend.hypercall = (op: number, args: readonly bigint[]) => {
-      if (!armed || op !== DOMCTL) return issue(op, args);
+      if (!armed || op !== numbers.HYPERCALL.domctl) return issue(op, args);
       armed = false;
       forced++;
       const page = bitmapAt! + 4096n;
