@@ -628,10 +628,12 @@ async function runUnsafe(platform: Platform, target: Target, opts: StudyOptions)
         }
         return found;
       } catch (e) {
-        // status is safe and retried; a scan fails only when a status call exhausts its attempts.
+        // status is safe and retried; a scan fails only when a status call exhausts its attempts,
+        // which two dom0 vcpus and this stressor make common (half of all attempts fault in a
+        // short run): scan again, as a toolstack would, and count it.
         other(e);
         r.scanRepeats++;
-        if (i >= 10) throw e;
+        if (i >= 200) throw e;
       }
     }
   };
